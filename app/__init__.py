@@ -1,0 +1,1 @@
+"""Pipeline-App: the Litestar runtime that serves the compiled manifest."""

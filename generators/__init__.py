@@ -1,0 +1,1 @@
+"""Spec loader, validators and the DDL / manifest / form compilers."""

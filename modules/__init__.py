@@ -1,0 +1,1 @@
+"""Business modules: their manifests and business actions."""
