@@ -7,6 +7,8 @@ from pathlib import Path
 
 from app.config import ROOT
 from generators.ddl import ddl_text
+from generators.forms import write_forms
+from generators.manifest import write_manifest
 from generators.spec import load_specs
 
 DIALECT_FILES = ("mysql", "sqlite", "postgresql")
@@ -27,12 +29,8 @@ def build(root: Path = ROOT) -> Path:
     for dialect in DIALECT_FILES:
         (tmp / "ddl" / f"app.{dialect}.sql").write_text(ddl_text(app_specs, dialect), encoding="utf-8")
         (tmp / "ddl" / f"rbac.{dialect}.sql").write_text(ddl_text(rbac_specs, dialect), encoding="utf-8")
-    try:
-        from generators.manifest import write_manifest
-    except ImportError:
-        write_manifest = None
-    if write_manifest is not None:
-        write_manifest(root, app_specs, tmp)
+    manifest = write_manifest(root, app_specs, tmp)
+    write_forms(root, app_specs, {name: t["view"] for name, t in manifest["tables"].items()}, tmp)
     old = root / "build.old"
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():

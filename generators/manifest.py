@@ -1,0 +1,175 @@
+"""The CRUD route manifest: modules, their tables, view options and every route the app serves.
+
+View options follow the ecosystem's CRUD view definitions (`modules/<module>/views/<table>.json`,
+keys as the ecosystem spells them) normalised into data the runtime reads, the way Django's
+`ModelAdmin` keeps view options as data. A table without a view file gets sensible defaults,
+so a new table is a new spec file and nothing else.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from generators.spec import SpecError, TableSpec, spec_to_raw
+
+VIEW_PARAM_KEYS = {
+    "sortby", "confidential_fields", "logined_userid", "logined_userorgid", "browserfields",
+    "editexclouded", "edit_exclouded_fields", "subtables", "record_toolbar", "toolbar", "noedit",
+    "relation", "idField", "textField", "editable", "parentField", "binds", "search_fields",
+    "filter_fields", "page_rows", "menu", "internal",
+}
+VIEW_KEYS = {"tblname", "title", "titles", "params", "uitype", "models_dir", "output_dir", "dbname"}
+SYSTEM_FIELDS = ("created_at", "updated_at", "created_by")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpecError(str(path), None, None, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def normalise_view(spec: TableSpec, raw: dict | None, source: str) -> dict:
+    """Ecosystem view definition (or none) → the runtime's view options, checked against the spec."""
+    raw = raw or {}
+    unknown = sorted(set(raw) - VIEW_KEYS)
+    if unknown:
+        raise SpecError(source, spec.name, None, f"unknown view key {unknown[0]!r}")
+    params = raw.get("params") or {}
+    unknown = sorted(set(params) - VIEW_PARAM_KEYS)
+    if unknown:
+        raise SpecError(source, spec.name, None, f"unknown view param {unknown[0]!r}")
+    names = [f.name for f in spec.fields]
+
+    def check(fields: list, what: str) -> list[str]:
+        for name in fields:
+            if name not in names:
+                raise SpecError(source, spec.name, str(name), f"{what} names an unknown field")
+        return list(fields)
+
+    browser = params.get("browserfields") or {}
+    hidden = check(_as_list(browser.get("exclouded")), "browserfields.exclouded")
+    confidential = check(_as_list(params.get("confidential_fields")), "confidential_fields")
+    edit_excluded = check(_as_list(params.get("editexclouded")) + _as_list(params.get("edit_exclouded_fields")),
+                          "editexclouded")
+    logined = {k: params[k] for k in ("logined_userid", "logined_userorgid") if params.get(k)}
+    check(list(logined.values()), "logined field")
+    sort = []
+    for item in _as_list(params.get("sortby")) or ([f"-{'created_at' if 'created_at' in names else spec.primary[0]}"]):
+        for part in str(item).split(","):
+            part = part.strip()
+            name = part.lstrip("-").split(" ")[0]
+            desc = part.startswith("-") or part.lower().endswith(" desc")
+            check([name], "sortby")
+            sort.append(("-" if desc else "") + name)
+    list_fields = [n for n in names if n not in hidden and n not in confidential]
+    readonly = [f.name for f in spec.fields if f.readonly]
+    form_fields = [
+        f.name for f in spec.fields
+        if f.name not in edit_excluded and f.name not in readonly and f.name not in logined.values()
+        and f.name not in SYSTEM_FIELDS and not (f.name in spec.primary and f.name == "id")
+    ]
+    search = check(_as_list(params.get("search_fields")), "search_fields") or [
+        n for n in list_fields if spec.field(n).type in ("str", "char") and n not in spec.primary
+        and not spec.code_for(n) and not spec.field(n).choices
+    ]
+    filters = check(_as_list(params.get("filter_fields")), "filter_fields") or [
+        n for n in list_fields if spec.field(n).choices or spec.code_for(n)
+    ]
+    subtables = []
+    for sub in _as_list(params.get("subtables")):
+        subtables.append({"field": sub["field"], "table": sub["subtable"], "title": sub.get("title", ""),
+                          "titles": sub.get("titles", {})})
+    actions = []
+    for act in _as_list(params.get("record_toolbar")) + _as_list(params.get("toolbar")):
+        if isinstance(act, dict) and act.get("name"):
+            actions.append({"name": act["name"], "label": act.get("label", act["name"]),
+                            "labels": act.get("labels", {}), "confirm": bool(act.get("confirm", False)),
+                            "style": act.get("style", "")})
+    return {
+        "title": raw.get("title") or spec.title,
+        "titles": raw.get("titles") or dict(spec.titles),
+        "sort": sort,
+        "list_fields": list_fields,
+        "form_fields": form_fields,
+        "confidential": confidential,
+        "search_fields": search,
+        "filter_fields": filters,
+        "subtables": subtables,
+        "actions": actions,
+        "logined": logined,
+        "alters": browser.get("alters") or {},
+        "noedit": bool(params.get("noedit", False)),
+        "page_rows": int(params.get("page_rows") or 20),
+        "menu": params.get("menu", True),
+        "internal": bool(params.get("internal", False)),
+        "lookups": [c.field for c in spec.codes if c.is_plain_table],
+    }
+
+
+def table_routes(module: str, table: str, view: dict) -> list[dict]:
+    """Every route one table gets: HTML pages and the JSON API, with the permission path of each."""
+    base, api = f"/{module}/{table}", f"/api/{module}/{table}"
+    routes = [
+        {"path": base, "methods": ["GET"], "kind": "list"},
+        {"path": f"{base}/{{id}}", "methods": ["GET"], "kind": "record"},
+        {"path": api, "methods": ["GET"], "kind": "api_list"},
+        {"path": f"{api}/{{id}}", "methods": ["GET"], "kind": "api_get"},
+    ]
+    if not view["noedit"]:
+        routes += [
+            {"path": f"{base}/new", "methods": ["GET", "POST"], "kind": "create"},
+            {"path": f"{base}/{{id}}/edit", "methods": ["GET", "POST"], "kind": "edit"},
+            {"path": f"{base}/{{id}}/delete", "methods": ["GET", "POST"], "kind": "delete"},
+            {"path": api, "methods": ["POST"], "kind": "api_create"},
+            {"path": f"{api}/{{id}}", "methods": ["PUT", "PATCH", "DELETE"], "kind": "api_write"},
+        ]
+    if any(True for _ in view.get("lookups", [])):
+        routes.append({"path": f"{api}/_lookup/{{field}}", "methods": ["GET"], "kind": "lookup"})
+    for act in view["actions"]:
+        routes.append({"path": f"{base}/{{id}}/{act['name']}", "methods": ["POST"], "kind": "action",
+                       "action": act["name"]})
+        routes.append({"path": f"{api}/{{id}}/{act['name']}", "methods": ["POST"], "kind": "api_action",
+                       "action": act["name"]})
+    for r in routes:
+        r.update(module=module, table=table)
+    return routes
+
+
+def compile_manifest(root: Path, specs: list[TableSpec]) -> dict:
+    """Modules (from `models/<module>/` folders and `modules/<module>/module.json`) → manifest dict."""
+    by_name = {s.name: s for s in specs}
+    modules, tables, routes = [], {}, []
+    for folder in sorted(p for p in (root / "models").iterdir() if p.is_dir() and p.name != "rbac"):
+        mod_file = root / "modules" / folder.name / "module.json"
+        mod = _read_json(mod_file) if mod_file.exists() else {}
+        names = sorted({s.name for s in specs if Path(s.source).parent == folder})
+        order = [t for t in mod.get("tables", []) if t in names] + [t for t in names if t not in mod.get("tables", [])]
+        for t in order:
+            view_file = root / "modules" / folder.name / "views" / f"{t}.json"
+            view = normalise_view(by_name[t], _read_json(view_file) if view_file.exists() else None,
+                                  str(view_file))
+            tables[t] = {"module": folder.name, "spec": spec_to_raw(by_name[t]), "view": view}
+            if not view["internal"]:
+                routes.extend(table_routes(folder.name, t, view))
+        modules.append({"name": folder.name, "title": mod.get("title", folder.name),
+                        "titles": mod.get("titles", {}), "tables": order, "menu": mod.get("menu", True)})
+    for t in tables.values():
+        for sub in t["view"]["subtables"]:
+            if sub["table"] not in tables:
+                raise SpecError(t["module"], sub["table"], None, "subtable names an unknown table")
+    return {"modules": modules, "tables": tables, "routes": routes}
+
+
+def write_manifest(root: Path, specs: list[TableSpec], out: Path) -> dict:
+    manifest = compile_manifest(root, specs)
+    (out / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return manifest
