@@ -137,7 +137,7 @@ class TableSpec:
         return next((c for c in self.codes if c.field == name), None)
 
 
-def _nullable(value: Any, err) -> bool:
+def _nullable(value: Any, err, key: str = "nullable") -> bool:
     if value is None or value == "":
         return True
     if isinstance(value, bool):
@@ -147,7 +147,7 @@ def _nullable(value: Any, err) -> bool:
         return True
     if text in ("no", "false", "n", "0"):
         return False
-    raise err(f"nullable must be yes/no/true/false, not {value!r}")
+    raise err(f"{key} must be yes/no/true/false, not {value!r}")
 
 
 def _int_or_none(value: Any, key: str, err) -> int | None:
@@ -166,9 +166,28 @@ def _decimal_or_none(value: Any, key: str, err) -> Decimal | None:
     if value is None or value == "":
         return None
     try:
-        return Decimal(str(value).strip())
+        number = Decimal(str(value).strip())
     except InvalidOperation:
-        raise err(f"{key} must be a number, not {value!r}") from None
+        number = None
+    if number is None or not number.is_finite():
+        raise err(f"{key} must be a number, not {value!r}")
+    return number
+
+
+def _list(value: Any, what: str, err) -> list:
+    """A list-valued key; a wrong type is a SpecError, not a TypeError from iterating it."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise err(f"{what} must be a list")
+    return value
+
+
+def _names(value: Any, what: str, err) -> list:
+    names = _list(value, what, err)
+    if not all(isinstance(x, str) for x in names):
+        raise err(f"{what} must be a list of field names")
+    return names
 
 
 def _titles(value: Any, err) -> tuple[tuple[str, str], ...]:
@@ -197,15 +216,12 @@ def typed_default(f: Field | dict, value: Any, err) -> Any:
     if ftype in TIME_TYPES and text.upper() in ("CURRENT_TIMESTAMP", "NOW()", "NOW"):
         return "CURRENT_TIMESTAMP"
     if ftype in INT_TYPES:
-        try:
-            return int(Decimal(text))
-        except InvalidOperation:
-            raise err(f"default {value!r} is not an integer") from None
+        number = _decimal_or_none(text, "default", err)
+        if number != number.to_integral_value() or not -2**63 <= number < 2**63:
+            raise err(f"default {value!r} is not a 64-bit integer")
+        return int(number)
     if ftype in FLOAT_TYPES or ftype == "decimal":
-        try:
-            return Decimal(text)
-        except InvalidOperation:
-            raise err(f"default {value!r} is not a number") from None
+        return _decimal_or_none(text, "default", err)
     if ftype == "bin":
         raise err("a bin column cannot have a default")
     return str(value)
@@ -238,11 +254,14 @@ def _parse_field(raw: dict, source: str, table: str) -> Field:
         length = length if ftype in ("text", "bin") else None
         dec = None
     choices = []
-    for c in raw.get("choices") or ():
+    for c in _list(raw.get("choices"), "choices", err):
         _check_keys(c, CHOICE_KEYS, "choice", err)
         if "value" not in c:
             raise err("a choice needs a value")
         choices.append(Choice(str(c["value"]), str(c.get("title") or c["value"]), _titles(c.get("titles"), err)))
+    for key in ("format", "widget", "pattern"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise err(f"{key} must be text")
     fmt = raw.get("format") or None
     if fmt is not None and fmt not in FORMATS:
         raise err(f"unknown format {fmt!r}")
@@ -273,7 +292,8 @@ def _parse_field(raw: dict, source: str, table: str) -> Field:
         max=_decimal_or_none(raw.get("max"), "max", err),
         pattern=pattern,
         format=fmt,
-        readonly=bool(_nullable(raw.get("readonly"), err)) if raw.get("readonly") not in (None, "") else False,
+        readonly=_nullable(raw.get("readonly"), err, "readonly") if raw.get("readonly") not in (None, "")
+        else False,
         widget=widget,
     )
 
@@ -286,10 +306,12 @@ def parse_spec(raw: Any, source: str) -> TableSpec:
 
     if not isinstance(raw, dict):
         raise err("a spec must be an object")
+    summary = raw.get("summary")
     unknown = sorted(set(raw) - TOP_KEYS)
     if unknown:
-        raise err(f"unknown key {unknown[0]!r}")
-    summary = raw.get("summary")
+        first = summary[0] if isinstance(summary, list) and summary else summary
+        name = first.get("name") if isinstance(first, dict) else None
+        raise err(f"unknown key {unknown[0]!r}", name if isinstance(name, str) else None)
     if isinstance(summary, list):
         if len(summary) != 1:
             raise err("summary must hold exactly one object")
@@ -317,7 +339,7 @@ def parse_spec(raw: Any, source: str) -> TableSpec:
     primary = summary.get("primary")
     if isinstance(primary, str):
         primary = [p.strip() for p in primary.split(",") if p.strip()]
-    if not primary:
+    if not _names(primary, "primary", terr):
         raise terr("no primary key")
     for p in primary:
         if p not in seen:
@@ -328,7 +350,7 @@ def parse_spec(raw: Any, source: str) -> TableSpec:
 
     indexes: list[Index] = []
     index_names: set[str] = set()
-    for ri in raw.get("indexes") or ():
+    for ri in _list(raw.get("indexes"), "indexes", terr):
         _check_keys(ri, INDEX_KEYS, "index", terr)
         iname = ri.get("name")
         if not isinstance(iname, str) or not NAME_RE.match(iname):
@@ -342,7 +364,7 @@ def parse_spec(raw: Any, source: str) -> TableSpec:
         ifields = ri.get("idxfields")
         if isinstance(ifields, str):
             ifields = [x.strip() for x in ifields.split(",") if x.strip()]
-        if not ifields:
+        if not _names(ifields, f"index {iname}: idxfields", terr):
             raise terr(f"index {iname} has no fields")
         for name in ifields:
             if name not in seen:
@@ -350,16 +372,16 @@ def parse_spec(raw: Any, source: str) -> TableSpec:
         indexes.append(Index(iname, kind == "unique", tuple(ifields)))
 
     codes: list[Code] = []
-    for rc in raw.get("codes") or ():
+    for rc in _list(raw.get("codes"), "codes", terr):
         _check_keys(rc, CODE_KEYS, "code", terr)
         cfield = rc.get("field")
-        if cfield not in seen:
+        if not isinstance(cfield, str) or cfield not in seen:
             raise terr("code on an unknown field", str(cfield))
         for key in ("table", "valuefield", "textfield"):
             if not rc.get(key):
                 raise terr(f"code needs {key}", cfield)
         on_delete = rc.get("on_delete") or None
-        if on_delete is not None and on_delete not in ON_DELETE:
+        if on_delete is not None and (not isinstance(on_delete, str) or on_delete not in ON_DELETE):
             raise terr(f"on_delete must be cascade or restrict, not {on_delete!r}", cfield)
         code = Code(cfield, str(rc["table"]), str(rc["valuefield"]), str(rc["textfield"]),
                     rc.get("cond") or None, on_delete)
@@ -368,7 +390,7 @@ def parse_spec(raw: Any, source: str) -> TableSpec:
         codes.append(code)
 
     data = []
-    for row in raw.get("data") or ():
+    for row in _list(raw.get("data"), "data", terr):
         if not isinstance(row, dict):
             raise terr("data rows must be objects")
         for key in row:
@@ -398,6 +420,8 @@ def load_spec(path: Path | str) -> TableSpec:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise SpecError(str(path), None, None, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        except UnicodeDecodeError:
+            raise SpecError(str(path), None, None, "not UTF-8 text (save the file as UTF-8)") from None
         return parse_spec(raw, str(path))
     if path.suffix == ".xlsx":
         from generators.xlsx_spec import read_xlsx
