@@ -27,6 +27,8 @@ def make_action_handlers(tv: TableView, impls: dict[str, Action]) -> list:
 def _pair(tv: TableView, name: str, impl: Action) -> list:
     async def api(request: Request, id: str, data: dict[str, Any] | None = None) -> Response:  # noqa: A002
         result = await impl(request, tv, id, data or {})
+        if isinstance(result, dict):
+            result.pop("_secret", None)
         return Response(result, status_code=200)
 
     async def page(request: Request, id: str) -> Template | Redirect:  # noqa: A002

@@ -6,6 +6,7 @@ also writes its audit row, so a failed write leaves nothing behind.
 """
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -14,14 +15,17 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import operators
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.catalog import Catalog, TableView
 from app.context import AppContext
 from app.ids import new_id
 from app.validate import Invalid, coerce, validate_input
+from modules.registry import check_rules
 
 MAX_ROWS = 500
+COUNT_CAP = 10_000
 LIST_PARAMS = {"page", "rows", "sort", "q", "after"}
 
 
@@ -50,6 +54,7 @@ class ListQuery:
     q: str = ""
     filters: dict[str, Any] = field(default_factory=dict)
     ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    after: str = ""
 
 
 def utcnow() -> datetime:
@@ -93,12 +98,14 @@ def parse_list_query(tv: TableView, params: dict[str, str]) -> ListQuery:
         elif key == "sort":
             for part in filter(None, (p.strip() for p in raw.split(","))):
                 name = part.lstrip("-+")
-                if name not in tv.view["list_fields"] and name not in tv.spec.primary:
+                if name not in tv.view["sortable"] and name not in tv.spec.primary:
                     errors["sort"] = f"cannot sort by {name!r}"
                 else:
                     lq.sort.append(part.lstrip("+"))
         elif key == "q":
             lq.q = raw.strip()[:200]
+        elif key == "after":
+            lq.after = raw[:1000]
         elif key.endswith(("__from", "__to")):
             name, _, end = key.rpartition("__")
             f = tv.fields.get(name)
@@ -160,16 +167,58 @@ def _order(tv: TableView, sort: list[str]) -> list:
 
 
 async def list_rows(ctx: AppContext, tv: TableView, lq: ListQuery) -> dict[str, Any]:
-    """One page of rows plus the total, the ecosystem's `{"total": n, "rows": [...]}`."""
+    """One page of rows plus the total, the ecosystem's `{"total": n, "rows": [...]}`.
+
+    Big tables (view option `big`) page by keyset (`after` = the last row's sort values), never
+    by a deep OFFSET, and count at most COUNT_CAP rows, saying so with `total_is_estimate`.
+    """
     t = tv.table
     where = _where(tv, lq)
     cols = [t.c[n] for n in tv.fields if n not in tv.view["confidential"]]
-    stmt = select(*cols).where(*where).order_by(*_order(tv, lq.sort))
-    stmt = stmt.limit(lq.rows).offset((lq.page - 1) * lq.rows)
+    order = _order(tv, lq.sort)
+    stmt = select(*cols).where(*where).order_by(*order)
+    big = tv.view.get("big")
+    if big:
+        if lq.after:
+            stmt = stmt.where(_keyset_after(tv, order, lq.after))
+        stmt = stmt.limit(lq.rows)
+        count_stmt = select(func.count()).select_from(select(t.c[tv.pk]).where(*where).limit(COUNT_CAP + 1).subquery())
+    else:
+        stmt = stmt.limit(lq.rows).offset((lq.page - 1) * lq.rows)
+        count_stmt = select(func.count()).select_from(t).where(*where)
     async with ctx.db.connect() as conn:
-        total = (await conn.execute(select(func.count()).select_from(t).where(*where))).scalar_one()
-        rows = [public(tv, r) for r in (await conn.execute(stmt)).all()]
-    return {"total": total, "page": lq.page, "rows_per_page": lq.rows, "rows": rows}
+        total = (await conn.execute(count_stmt)).scalar_one()
+        raw_rows = (await conn.execute(stmt)).all()
+    rows = [public(tv, r) for r in raw_rows]
+    result: dict[str, Any] = {"total": min(total, COUNT_CAP) if big else total, "page": lq.page,
+                              "rows_per_page": lq.rows, "rows": rows}
+    if big:
+        result["total_is_estimate"] = total > COUNT_CAP
+        result["next"] = _cursor(order, raw_rows[-1]) if len(raw_rows) == lq.rows else None
+    return result
+
+
+def _cursor(order: list, row: Any) -> str:
+    """The last row's sort values, opaque to the client."""
+    values = [jsonable(row._mapping[o.element.name]) for o in order]
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+def _keyset_after(tv: TableView, order: list, cursor: str):
+    """(c1, c2, ..) strictly after the cursor in the ORDER BY's directions, portable SQL."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(values, list) or len(values) != len(order):
+            raise ValueError
+        values = [coerce(tv.fields[o.element.name], v) for o, v in zip(order, values, strict=True)]
+    except (ValueError, Invalid, TypeError):
+        raise CrudError(400, "bad list parameters", {"after": "not a cursor of this list"}) from None
+    clauses = []
+    for i, o in enumerate(order):
+        col = o.element
+        later = col < values[i] if o.modifier is operators.desc_op else col > values[i]
+        clauses.append(and_(*[order[j].element == values[j] for j in range(i)], later))
+    return or_(*clauses)
 
 
 async def code_texts(ctx: AppContext, tv: TableView, rows: list[dict]) -> dict[str, dict[str, str]]:
@@ -287,41 +336,56 @@ def _stamp(tv: TableView, values: dict, actor: Actor, creating: bool) -> None:
                 values[target] = actor.user_id
 
 
-async def create_row(ctx: AppContext, tv: TableView, data: dict, actor: Actor, *, strict: bool) -> dict:
+async def insert_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, data: dict, actor: Actor, *,
+                     strict: bool) -> dict:
+    """Validate and insert one row inside the caller's transaction (forms, API, imports)."""
     values, errors = validate_input(tv, data, creating=True, strict=strict)
     if errors:
         raise CrudError(422, "invalid input", errors)
     if tv.pk == "id" and tv.fields["id"].type in ("str", "char"):
         values["id"] = new_id()
     _stamp(tv, values, actor, creating=True)
-    async with ctx.db.begin() as conn:
-        errors = await _check_refs(ctx, conn, tv, values) | await _check_unique(conn, tv, values, None, None)
-        if errors:
-            raise CrudError(422, "invalid input", errors)
-        await _guarded_write(conn, insert(tv.table).values(**values))
-        row = await get_row(ctx, tv, values[tv.pk], conn)
-        await audit(ctx, conn, actor, "create", tv, values[tv.pk], None, row)
+    defaults = {f.name: f.default for f in tv.spec.fields if f.default is not None and f.default != "CURRENT_TIMESTAMP"}
+    errors = await _check_refs(ctx, conn, tv, values) | await _check_unique(conn, tv, values, None, None)
+    errors = errors or await check_rules(conn, tv, {**defaults, **values}, None)
+    if errors:
+        raise CrudError(422, "invalid input", errors)
+    await _guarded_write(conn, insert(tv.table).values(**values))
+    row = await get_row(ctx, tv, values[tv.pk], conn)
+    await audit(ctx, conn, actor, "create", tv, values[tv.pk], None, row)
     return row
+
+
+async def create_row(ctx: AppContext, tv: TableView, data: dict, actor: Actor, *, strict: bool) -> dict:
+    async with ctx.db.begin() as conn:
+        return await insert_row(ctx, conn, tv, data, actor, strict=strict)
+
+
+async def change_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, row_id: str, data: dict,
+                     actor: Actor, *, strict: bool) -> dict:
+    """Validate and update one row inside the caller's transaction; audited before → after."""
+    values, errors = validate_input(tv, data, creating=False, strict=strict)
+    if errors:
+        raise CrudError(422, "invalid input", errors)
+    before = await get_row(ctx, tv, row_id, conn)
+    if before is None:
+        raise CrudError(404, "not found")
+    errors = await _check_refs(ctx, conn, tv, values) | await _check_unique(conn, tv, values, row_id, before)
+    errors = errors or await check_rules(conn, tv, {**before, **values}, row_id)
+    if errors:
+        raise CrudError(422, "invalid input", errors)
+    _stamp(tv, values, actor, creating=False)
+    if values:
+        await _guarded_write(conn, update(tv.table).where(tv.table.c[tv.pk] == row_id).values(**values))
+    after = await get_row(ctx, tv, row_id, conn)
+    await audit(ctx, conn, actor, "update", tv, row_id, before, after)
+    return after
 
 
 async def update_row(ctx: AppContext, tv: TableView, row_id: str, data: dict, actor: Actor, *,
                      strict: bool) -> dict:
-    values, errors = validate_input(tv, data, creating=False, strict=strict)
-    if errors:
-        raise CrudError(422, "invalid input", errors)
     async with ctx.db.begin() as conn:
-        before = await get_row(ctx, tv, row_id, conn)
-        if before is None:
-            raise CrudError(404, "not found")
-        errors = await _check_refs(ctx, conn, tv, values) | await _check_unique(conn, tv, values, row_id, before)
-        if errors:
-            raise CrudError(422, "invalid input", errors)
-        _stamp(tv, values, actor, creating=False)
-        if values:
-            await _guarded_write(conn, update(tv.table).where(tv.table.c[tv.pk] == row_id).values(**values))
-        after = await get_row(ctx, tv, row_id, conn)
-        await audit(ctx, conn, actor, "update", tv, row_id, before, after)
-    return after
+        return await change_row(ctx, conn, tv, row_id, data, actor, strict=strict)
 
 
 async def delete_rows(ctx: AppContext, tv: TableView, row_ids: list[str], actor: Actor) -> int:

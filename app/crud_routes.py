@@ -112,13 +112,29 @@ def list_page(tv: TableView):
             merged = {k: v for k, v in {**params, **{k: str(v) for k, v in changes.items()}}.items() if v != ""}
             return f"{tv.base}?{urlencode(merged)}"
 
-        return render(request, "list.html", tv=tv, result=result, query={"q": lq.q},
+        ranges = {k: v for k, v in params.items() if k.endswith(("__from", "__to"))}
+        return render(request, "list.html", tv=tv, result=result, query={"q": lq.q, "after": lq.after}, ranges=ranges,
                       filters={k: str(v) for k, v in lq.filters.items()}, filter_options=filter_options,
                       sort=sort, self_url=self_url, show=display(tv, texts, lang_of(request)),
                       pages=max(1, math.ceil(result["total"] / lq.rows)),
-                      can_create=not tv.view["noedit"] and _can(request, f"{tv.base}/new"))
+                      can_create=not tv.view["noedit"] and _can(request, f"{tv.base}/new"),
+                      can_bulk=not tv.view["noedit"] and _can(request, f"{tv.base}/bulk"),
+                      can_import=not tv.view["noedit"] and _can(request, f"{tv.base}/import"),
+                      bulk_ops=bulk_ops(tv), export_query=urlencode({k: v for k, v in params.items()
+                                                                   if k not in ("page", "rows", "after")}),
+                      bulk_done=request.query_params.get("bulk_done"))
 
     return get(tv.base, name=f"{tv.name}.list", include_in_schema=False)(handler)
+
+
+def bulk_ops(tv: TableView) -> list[tuple[str, Any, Any]]:
+    """The list's bulk menu: (op, field, choice); op is `delete` or `set:<field>:<value>`."""
+    from app.bulk import bulk_fields
+
+    ops: list[tuple[str, Any, Any]] = [("delete", None, None)]
+    for name in bulk_fields(tv):
+        ops += [(f"set:{name}:{c.value}", tv.fields[name], c) for c in tv.fields[name].choices]
+    return ops
 
 
 async def subtable_blocks(request: Request, tv: TableView, row_id: str) -> list[dict]:
@@ -161,7 +177,19 @@ async def record_context(request: Request, tv: TableView, row_id: str) -> dict[s
                 subtables=await subtable_blocks(request, tv, row_id),
                 can_edit=not tv.view["noedit"] and _can(request, f"{tv.base}/{row_id}/edit"),
                 saved=request.query_params.get("saved") == "1",
-                extra_blocks=await record_extras(request, tv, row))
+                extra_blocks=await record_extras(request, tv, row),
+                history=await history_of(request, tv, row_id))
+
+
+async def history_of(request: Request, tv: TableView, row_id: str) -> dict | None:
+    """The row's audit trail, newest first, for users who may read the audit log."""
+    audit_tv = ctx_of(request).catalog.tables.get("audit_log")
+    if audit_tv is None or tv.name == "audit_log" or not _can(request, audit_tv.base):
+        return None
+    lq = parse_list_query(audit_tv, {"table_name": tv.name, "q": "", "rows": "20"})
+    lq.filters["row_id"] = row_id
+    result = await list_rows(ctx_of(request), audit_tv, lq)
+    return {"tv": audit_tv, "result": result, "link": f"{audit_tv.base}?table_name={tv.name}&q={row_id}"}
 
 
 def record_page(tv: TableView):
@@ -297,6 +325,9 @@ def api_handlers(tv: TableView, writable: bool) -> list:
 
 def handlers(catalog: Catalog) -> list:
     """All CRUD handlers of the catalog, plus the business actions the modules register."""
+    from app.bulk import bulk_handlers
+    from app.export import export_handlers
+    from app.importer import import_handlers
     from modules.registry import action_handlers
 
     out: list = []
@@ -304,9 +335,10 @@ def handlers(catalog: Catalog) -> list:
         if tv.view["internal"]:
             continue
         writable = not tv.view["noedit"]
-        out += [list_page(tv), record_page(tv), *api_handlers(tv, writable)]
+        out += [list_page(tv), record_page(tv), *api_handlers(tv, writable), *export_handlers(tv)]
         if writable:
-            out += [*form_page(tv, editing=False), *form_page(tv, editing=True), *delete_page(tv)]
+            out += [*form_page(tv, editing=False), *form_page(tv, editing=True), *delete_page(tv),
+                    *import_handlers(tv), *bulk_handlers(tv)]
         out += action_handlers(tv)
     return out
 

@@ -17,7 +17,7 @@ VIEW_PARAM_KEYS = {
     "sortby", "confidential_fields", "logined_userid", "logined_userorgid", "browserfields",
     "editexclouded", "edit_exclouded_fields", "subtables", "record_toolbar", "toolbar", "noedit",
     "relation", "idField", "textField", "editable", "parentField", "binds", "search_fields",
-    "filter_fields", "page_rows", "menu", "internal",
+    "filter_fields", "page_rows", "menu", "internal", "range_fields", "big",
 }
 VIEW_KEYS = {"tblname", "title", "titles", "params", "uitype", "models_dir", "output_dir", "dbname"}
 SYSTEM_FIELDS = ("created_at", "updated_at", "created_by")
@@ -83,6 +83,7 @@ def normalise_view(spec: TableSpec, raw: dict | None, source: str) -> dict:
     filters = check(_as_list(params.get("filter_fields")), "filter_fields") or [
         n for n in list_fields if spec.field(n).choices or spec.code_for(n)
     ]
+    ranges = check(_as_list(params.get("range_fields")), "range_fields")
     subtables = []
     for sub in _as_list(params.get("subtables")):
         subtables.append({"field": sub["field"], "table": sub["subtable"], "title": sub.get("title", ""),
@@ -102,6 +103,7 @@ def normalise_view(spec: TableSpec, raw: dict | None, source: str) -> dict:
         "confidential": confidential,
         "search_fields": search,
         "filter_fields": filters,
+        "range_fields": ranges,
         "subtables": subtables,
         "actions": actions,
         "logined": logined,
@@ -111,6 +113,8 @@ def normalise_view(spec: TableSpec, raw: dict | None, source: str) -> dict:
         "menu": params.get("menu", True),
         "internal": bool(params.get("internal", False)),
         "lookups": [c.field for c in spec.codes if c.is_plain_table],
+        "big": bool(params.get("big", False)),
+        "sortable": [n for n in list_fields if not params.get("big") or not spec.field(n).nullable],
     }
 
 
@@ -122,6 +126,8 @@ def table_routes(module: str, table: str, view: dict) -> list[dict]:
         {"path": f"{base}/{{id}}", "methods": ["GET"], "kind": "record"},
         {"path": api, "methods": ["GET"], "kind": "api_list"},
         {"path": f"{api}/{{id}}", "methods": ["GET"], "kind": "api_get"},
+        {"path": f"{base}/export.csv", "methods": ["GET"], "kind": "export"},
+        {"path": f"{base}/export.xlsx", "methods": ["GET"], "kind": "export"},
     ]
     if not view["noedit"]:
         routes += [
@@ -130,6 +136,10 @@ def table_routes(module: str, table: str, view: dict) -> list[dict]:
             {"path": f"{base}/{{id}}/delete", "methods": ["GET", "POST"], "kind": "delete"},
             {"path": api, "methods": ["POST"], "kind": "api_create"},
             {"path": f"{api}/{{id}}", "methods": ["PUT", "PATCH", "DELETE"], "kind": "api_write"},
+            {"path": f"{base}/import", "methods": ["GET", "POST"], "kind": "import"},
+            {"path": f"{base}/import_template.xlsx", "methods": ["GET"], "kind": "import"},
+            {"path": f"{base}/bulk", "methods": ["POST"], "kind": "bulk"},
+            {"path": f"{api}/bulk", "methods": ["POST"], "kind": "api_bulk"},
         ]
     if any(True for _ in view.get("lookups", [])):
         routes.append({"path": f"{api}/_lookup/{{field}}", "methods": ["GET"], "kind": "lookup"})
