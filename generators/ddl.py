@@ -10,11 +10,13 @@ from sqlalchemy.schema import CreateIndex, CreateTable, SetColumnComment, SetTab
 from generators.schema import build_metadata
 from generators.spec import TableSpec
 
+# paramstyle "named": the default "format"/"pyformat" makes the compiler double every `%` (for a
+# driver's later interpolation), which would store `50%%` when the printed DDL is run by a client.
 DIALECTS: dict[str, Dialect] = {
-    "mysql": mysql.dialect(),
-    "mariadb": mysql.dialect(is_mariadb=True),
+    "mysql": mysql.dialect(paramstyle="named"),
+    "mariadb": mysql.dialect(is_mariadb=True, paramstyle="named"),
     "sqlite": sqlite.dialect(),
-    "postgresql": postgresql.dialect(),
+    "postgresql": postgresql.dialect(paramstyle="named"),
 }
 
 
@@ -23,6 +25,8 @@ def ddl_statements(specs: Iterable[TableSpec], dialect_name: str) -> list[str]:
     dialect = DIALECTS[dialect_name]
     statements: list[str] = []
     for table in build_metadata(specs).sorted_tables:
+        if table.info.get("stub"):
+            continue
         statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
         for index in sorted(table.indexes, key=lambda i: i.name):
             statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())

@@ -97,6 +97,24 @@ def add_table(spec: TableSpec, metadata: MetaData) -> Table:
 
 def build_metadata(specs: Iterable[TableSpec]) -> MetaData:
     metadata = MetaData()
+    specs = list(specs)
     for spec in specs:
         add_table(spec, metadata)
+    _add_fk_stubs(specs, metadata)
     return metadata
+
+
+def _add_fk_stubs(specs: list[TableSpec], metadata: MetaData) -> None:
+    """A FOREIGN KEY into a table outside this set (one module's specs on their own) needs the
+    target in the MetaData to compile and sort; add a column-only stub, marked `info["stub"]`,
+    which DDL output and sync skip."""
+    for spec in specs:
+        for code in spec.codes:
+            if not code.on_delete:
+                continue
+            target = metadata.tables.get(code.table)
+            if target is None:
+                target = Table(code.table, metadata, info={"stub": True})
+            if target.info.get("stub") and code.valuefield not in target.c:
+                target.append_column(Column(code.valuefield, TYPE_MAP[spec.field(code.field).type](
+                    spec.field(code.field))))
