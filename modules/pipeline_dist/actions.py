@@ -1,0 +1,106 @@
+"""Distributor record page: key buttons (generate / rotate / revoke) and its effective prices.
+
+Each key action serves the page button and the JSON API (app/actions.py). The JSON caller gets
+`{"api_key", "prefix"}`; the page gets `_secret`, which the runtime shows once on the record
+page and never again. The two answers are told apart by the path so the JSON body never carries
+`_secret` and the page never carries the key outside that one-time block.
+"""
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from litestar import Request
+from sqlalchemy import select
+
+from app.catalog import TableView
+from app.context import ctx_of
+from app.crud import CrudError, public, utcnow
+from app.ui import lang_of
+from modules.pipeline_dist.keys import issue_key, revoke_key
+from modules.pipeline_ops.pricing import bilingual, choice_label, describe, resolve_prices, table_html
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _only(data: dict[str, Any], allowed: set[str]) -> None:
+    """Unknown body fields are a 422, as everywhere in the API (a misspelt grace_hours must not pass)."""
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise CrudError(422, "invalid input", {k: "unknown field" for k in unknown})
+
+
+def _answer(request: Request, key: str, row: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    if _is_api(request):
+        return {"api_key": key, "prefix": row["api_key_prefix"], **extra}
+    lang = lang_of(request)
+    message = bilingual(lang, "新密钥只显示这一次，请立即复制并安全交给分销商；离开本页后无法再次查看。",
+                        "This is the only time the new key is shown: copy it now and hand it over safely. "
+                        "It cannot be displayed again.")
+    return {"_secret": {"message": message, "value": key}}
+
+
+async def generate_key(request: Request, tv: TableView, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    from app.crud_routes import actor_of
+
+    _only(data, set())
+    key, row = await issue_key(ctx_of(request), actor_of(request), row_id)
+    return _answer(request, key, row, {})
+
+
+async def rotate_key(request: Request, tv: TableView, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Body (optional): `{"grace_hours": n}` — how long the old key keeps working; 0 for a leak."""
+    from app.crud_routes import actor_of
+
+    _only(data, {"grace_hours"})
+    key, row = await issue_key(ctx_of(request), actor_of(request), row_id, rotate=True,
+                               grace_hours=data.get("grace_hours"))
+    until = row["prev_key_expires_at"]
+    return _answer(request, key, row, {"prev_key_expires_at": until.isoformat(sep=" ") if until else None})
+
+
+async def revoke_key_action(request: Request, tv: TableView, row_id: str,
+                            data: dict[str, Any]) -> dict[str, Any]:
+    from app.crud_routes import actor_of
+
+    _only(data, set())
+    return public(tv, await revoke_key(ctx_of(request), actor_of(request), row_id))
+
+
+async def distributor_prices(request: Request, tv: TableView, row: dict[str, Any]) -> list[str]:
+    """What this distributor pays now on each enabled pipeline: its own price, else the list price."""
+    ctx, lang, now = ctx_of(request), lang_of(request), utcnow()
+    lt, pt = ctx.catalog.tables["distributor_pipeline"].table, ctx.catalog.tables["pipelines"].table
+    ptv = ctx.catalog.tables["pipeline_pricing"]
+    async with ctx.db.connect() as conn:
+        links = (await conn.execute(
+            select(lt.c.pipeline_id, pt.c.name).join(pt, pt.c.id == lt.c.pipeline_id)
+            .where(lt.c.distributor_id == row["id"], lt.c.enabled == "1")
+            .order_by(pt.c.name).limit(500))).all()
+        prices = await resolve_prices(conn, ctx.catalog, distributor_id=row["id"],
+                                      pipeline_ids=[link.pipeline_id for link in links], at=now)
+    head = f"<section class='extra dist-prices'><h2>{bilingual(lang, '当前价格', 'Effective prices')}</h2>"
+    if not links:
+        return [head + f"<p class='empty'>{bilingual(lang, '尚未授权任何产线', 'No pipeline enabled')}</p></section>"]
+    base = ctx.catalog.tables["pipelines"].base
+    sources = {"distributor": bilingual(lang, "专属价", "Own price")}
+    body = []
+    for link in links:
+        price = prices.get(link.pipeline_id)
+        cells = [f"<a href='{base}/{escape(link.pipeline_id)}'>{escape(link.name)}</a>"]
+        if price is None:
+            cells += [bilingual(lang, "当前无价格", "no price now"), ""]
+        else:
+            cells += [describe(price, choice_label(ptv, "billing_unit", price.billing_unit, lang)),
+                      sources.get(price.source, bilingual(lang, "目录价", "List price"))]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    cols = [bilingual(lang, "产线", "Pipeline"), bilingual(lang, "价格", "Price"),
+            bilingual(lang, "来源", "Source")]
+    return [head + table_html(cols, body) + "</section>"]
+
+
+ACTIONS = {"distributors": {"generate_key": generate_key, "rotate_key": rotate_key,
+                            "revoke_key": revoke_key_action}}
+EXTRAS = {"distributors": distributor_prices}
