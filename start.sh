@@ -21,7 +21,7 @@ if py3/bin/python -c "import socket,sys; s=socket.socket(); sys.exit(0 if s.conn
   echo "start.sh: port $port on $host is already in use by another program; set PIPELINE_PORT" >&2
   exit 1
 fi
-py3/bin/pipeline-app db sync
+py3/bin/pipeline-app db sync >"$data/logs/sync.log" && echo "schema: $(tail -n 1 "$data/logs/sync.log")"
 py3/bin/pipeline-app rbac bootstrap
 nohup py3/bin/pipeline-app serve "$@" >>"$data/logs/server.out" 2>&1 &
 echo $! >"$pidfile"

@@ -18,7 +18,9 @@ def _build(args: argparse.Namespace) -> int:
 def _db_sync(args: argparse.Namespace) -> int:
     from generators.sync import sync_command
 
-    return asyncio.run(sync_command(args.url, args.models, dry_run=args.dry_run,
+    from app.config import load_settings
+
+    return asyncio.run(sync_command(args.url or load_settings().database, args.models, dry_run=args.dry_run,
                                     allow_destructive=args.allow_destructive))
 
 
@@ -27,6 +29,88 @@ def _spec_convert(args: argparse.Namespace) -> int:
 
     convert(args.src, args.dst)
     print(f"{args.src} → {args.dst}")
+    return 0
+
+
+async def _register(settings, dry_run: bool) -> tuple[list[str], int]:
+    """Register every path of the app built from `settings` into its RBAC database."""
+    from app import rbac
+    from app.db import make_engine
+    from app.main import create_app
+
+    paths = rbac.app_paths(create_app(settings))
+    engine = make_engine(settings.rbac_database)
+    try:
+        if not dry_run:
+            await rbac.ensure_rbac_schema(engine)
+        return await rbac.register_paths(engine, paths, settings.rbac_defaults, dry_run), len(paths)
+    finally:
+        await engine.dispose()
+
+
+def _rbac_register(args: argparse.Namespace) -> int:
+    from app.config import load_settings
+
+    changes, count = asyncio.run(_register(load_settings(), args.dry_run))
+    for change in changes:
+        print(("would " if args.dry_run else "") + change)
+    if not changes:
+        print(f"rbac register: nothing to do ({count} paths registered)")
+    return 0
+
+
+def _rbac_adduser(args: argparse.Namespace) -> int:
+    from app import rbac
+    from app.config import load_settings
+    from app.db import make_engine
+
+    if not args.password_stdin:
+        print("pipeline-app: give the password on stdin with --password-stdin", file=sys.stderr)
+        return 2
+    password = sys.stdin.read().rstrip("\r\n")
+    if not password:
+        print("pipeline-app: refusing an empty password", file=sys.stderr)
+        return 2
+
+    async def run() -> tuple[str, bool]:
+        engine = make_engine(load_settings().rbac_database)
+        try:
+            await rbac.ensure_rbac_schema(engine)
+            return await rbac.add_user(engine, args.username, password, args.role)
+        finally:
+            await engine.dispose()
+
+    _user_id, created = asyncio.run(run())
+    print(f"user {args.username} {'created' if created else 'updated (new password)'}, role {args.role}")
+    return 0
+
+
+def _rbac_bootstrap(args: argparse.Namespace) -> int:
+    """Fresh machine: RBAC tables, every path registered, and a demo admin when nobody exists."""
+    import secrets
+
+    from app import rbac
+    from app.config import load_settings
+    from app.db import make_engine
+
+    settings = load_settings()
+
+    async def run() -> tuple[int, str | None]:
+        changes, _count = await _register(settings, dry_run=False)
+        engine = make_engine(settings.rbac_database)
+        try:
+            if await rbac.has_users(engine):
+                return len(changes), None
+            password = secrets.token_urlsafe(12)
+            await rbac.add_user(engine, "admin", password, "pipeline.admin")
+            return len(changes), password
+        finally:
+            await engine.dispose()
+
+    changed, password = asyncio.run(run())
+    print(f"rbac bootstrap: {changed} change(s) registered")
+    if password:
+        print(f"demo admin: admin / {password}")
     return 0
 
 
@@ -39,7 +123,7 @@ def parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     s = db.add_parser("sync", help="create missing tables, columns and indexes; never drop unless told")
-    s.add_argument("--url", required=True, help="database URL, e.g. sqlite:///data/x.db or mysql://root@127.0.0.1/db")
+    s.add_argument("--url", default=None, help="(default: the app database of the settings) database URL, e.g. sqlite:///data/x.db or mysql://root@127.0.0.1/db")
     s.add_argument("--models", nargs="+", default=None, help="spec files or folders (default: the app's models)")
     s.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     s.add_argument("--allow-destructive", action="store_true", help="also drop/narrow/retype columns")
@@ -51,12 +135,24 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("dst")
     c.set_defaults(func=_spec_convert)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    rbac = sub.add_parser("rbac", help="the shared RBAC database").add_subparsers(dest="rbac_command",
+                                                                                   required=True)
+    r = rbac.add_parser("register", help="register every path the app serves and the default grants")
+    r.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    r.set_defaults(func=_rbac_register)
+    a = rbac.add_parser("adduser", help="create a user (or set its password) and give it a role")
+    a.add_argument("username")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    a.add_argument("--role", required=True, help="role key orgtypeid.name, e.g. pipeline.admin")
+    a.set_defaults(func=_rbac_adduser)
+    bs = rbac.add_parser("bootstrap", help="schema, paths and a demo admin on a fresh machine")
+    bs.set_defaults(func=_rbac_bootstrap)
+
+    from app import cli_dist, serve
+
+    serve.add_parser(sub)
+    cli_dist.add_parser(sub)
     return p
-
-
-_EXTRA_COMMANDS: list = []
 
 
 def main(argv: list[str] | None = None) -> int:

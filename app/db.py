@@ -1,6 +1,8 @@
 """Async engines for the app and RBAC databases, from plain URLs users already know."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -37,6 +39,9 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
     full = async_url(url)
     backend = make_url(full).get_backend_name()
     if backend == "sqlite":
+        database = make_url(full).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(full, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -40,7 +40,9 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
 
 
 def exception_handlers() -> dict:
+    from app.auth import exception_handlers as auth_handlers
     from app.crud import CrudError
     from app.crud_routes import crud_error_handler
 
-    return {CrudError: crud_error_handler, HTTPException: http_exception_handler, Exception: internal_error_handler}
+    return {CrudError: crud_error_handler, HTTPException: http_exception_handler, **auth_handlers,
+            Exception: internal_error_handler}

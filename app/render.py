@@ -10,6 +10,9 @@ from app.context import ctx_of
 from app.ui import lang_of
 
 
+ADMIN_PAGES = (("/rbac/grants", "权限分配", "Grants"), ("/rbac/users", "用户与角色", "Users and roles"))
+
+
 def menu_for(request: Request) -> list[dict[str, Any]]:
     """Modules and tables, keeping only the list pages this user's grants open."""
     from app.auth import principal_of
@@ -27,6 +30,9 @@ def menu_for(request: Request) -> list[dict[str, Any]]:
                 items.append({"href": tv.base, "title": tv.title(lang)})
         if items:
             menu.append({**mod, "tables": items})
+    admin = [{"href": href, "title": zh if lang == "zh" else en} for href, zh, en in ADMIN_PAGES if principal.allows(href)]
+    if admin:
+        menu.append({"name": "rbac", "title": "权限", "titles": {"en": "Access"}, "tables": admin})
     return menu
 
 

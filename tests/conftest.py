@@ -102,3 +102,96 @@ def any_db_url(request, tmp_path):
 @pytest.fixture
 def shared_dir() -> Path:
     return SHARED
+
+
+# ---- the app, in-process (Litestar's test client) ----------------------------------------
+
+ADMIN_PASSWORD = "admin-Secret-123"
+
+
+async def prepare_databases(app_url: str, rbac_url: str) -> None:
+    """Create the app tables and the RBAC schema (empty) in fresh databases."""
+    from app.config import ROOT as APP_ROOT
+    from app.db import make_engine
+    from generators.schema import build_metadata
+    from generators.spec import load_specs
+
+    specs = load_specs([p for p in sorted((APP_ROOT / "models").iterdir()) if p.is_dir() and p.name != "rbac"])
+    engine = make_engine(app_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(build_metadata(specs).create_all)
+    await engine.dispose()
+    from app import rbac
+
+    engine = make_engine(rbac_url)
+    await rbac.ensure_rbac_schema(engine)
+    await engine.dispose()
+
+
+def app_settings(app_url: str, rbac_url: str, data_dir: Path):
+    import dataclasses
+
+    from app.config import load_settings
+
+    return dataclasses.replace(load_settings(), database=app_url, rbac_database=rbac_url, data_dir=data_dir,
+                               key_secret="test-secret")
+
+
+class Operator:
+    """A logged-in browser-like client: keeps cookies and sends the CSRF token on writes."""
+
+    def __init__(self, client):
+        self.client = client
+
+    @property
+    def csrf(self) -> str:
+        return self.client.cookies.get("csrftoken", "")
+
+    async def login(self, username: str, password: str):
+        await self.client.get("/login")
+        return await self.client.post("/login", data={"username": username, "password": password,
+                                                      "_csrf_token": self.csrf}, follow_redirects=False)
+
+    async def api(self, method: str, path: str, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if method.upper() not in ("GET", "HEAD"):
+            headers.setdefault("x-csrftoken", self.csrf)
+        return await self.client.request(method, path, headers=headers, **kwargs)
+
+    async def form(self, path: str, data: dict, **kwargs):
+        return await self.client.post(path, data={**data, "_csrf_token": self.csrf}, follow_redirects=False,
+                                      **kwargs)
+
+
+@pytest.fixture
+async def live_app(db_url, tmp_path):
+    """The real app in-process on a fresh database (SQLite and MariaDB), RBAC in the same DB,
+    every path registered and an admin `admin` with role `pipeline.admin`. Yields (app, ctx)."""
+    from litestar.testing import AsyncTestClient
+
+    from app import rbac
+    from app.main import create_app
+
+    await prepare_databases(db_url, db_url)
+    settings = app_settings(db_url, db_url, tmp_path)
+    app = create_app(settings)
+    from app.db import make_engine
+
+    engine = make_engine(db_url)
+    await rbac.register_paths(engine, rbac.app_paths(app), settings.rbac_defaults, dry_run=False)
+    await rbac.add_user(engine, "admin", ADMIN_PASSWORD, "pipeline.admin")
+    await engine.dispose()
+    async with AsyncTestClient(app=app) as client:
+        yield app, client
+
+
+@pytest.fixture
+async def admin(live_app):
+    """An `Operator` logged in as the admin (all three modules granted)."""
+    app, client = live_app
+    op = Operator(client)
+    r = await op.login("admin", ADMIN_PASSWORD)
+    assert r.status_code == 303, r.text
+    op.app = app
+    op.ctx = app.state.ctx
+    return op
