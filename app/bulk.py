@@ -45,7 +45,7 @@ def bulk_handlers(tv: TableView) -> list:
             count = await apply_bulk(request, tv, ids, action, value)
         except CrudError as exc:
             return Response(_error_html(exc), status_code=exc.status, media_type="text/html")
-        return Redirect(path=f"{tv.base}?bulk_done={count}", status_code=303)
+        return Redirect(path=f"{tv.base}?_done={count}", status_code=303)
 
     async def bulk_api(request: Request, data: dict) -> dict:
         ids = data.get("ids")

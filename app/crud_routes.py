@@ -122,7 +122,7 @@ def list_page(tv: TableView):
                       can_import=not tv.view["noedit"] and _can(request, f"{tv.base}/import"),
                       bulk_ops=bulk_ops(tv), export_query=urlencode({k: v for k, v in params.items()
                                                                    if k not in ("page", "rows", "after")}),
-                      bulk_done=request.query_params.get("bulk_done"))
+                      bulk_done=request.query_params.get("_done"))
 
     return get(tv.base, name=f"{tv.name}.list", include_in_schema=False)(handler)
 
