@@ -39,6 +39,7 @@ from app.ui import lang_of
 log = logging.getLogger("pipeline.auth")
 
 SESSION_COOKIE = "pa_session"
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 PRINCIPAL_KEY = "principal"
 ANONYMOUS_ROLES = frozenset({"any", "anonymous"})
 
@@ -110,7 +111,9 @@ class AuthMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         app = scope["litestar_app"]
         request = app.request_class(scope, receive)
-        principal = await resolve_principal(app.state.ctx, request.cookies.get(SESSION_COOKIE))
+        # probes answer about the process and the databases, never about a (maybe unreachable) session
+        token = None if scope["path"] in PROBES else request.cookies.get(SESSION_COOKIE)
+        principal = await resolve_principal(app.state.ctx, token)
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
         if principal.allows(_request_path(scope), scope.get("path_template")):
             await next_app(scope, receive, send)

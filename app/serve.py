@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 
 import uvicorn
 
@@ -10,6 +12,10 @@ from app.config import load_settings
 
 def serve(args: argparse.Namespace) -> int:
     settings = load_settings()
+    metrics_dir = settings.data_dir / "metrics" / str(args.port or settings.port)
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
         "app.asgi:app",
         host=args.host or settings.host,

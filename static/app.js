@@ -14,3 +14,16 @@ document.querySelectorAll("input.lookup-search").forEach((input) => {
     }, 200);
   });
 });
+
+// Confirmation before destructive submits: data-confirm on a form or on its submit button.
+document.addEventListener("submit", (event) => {
+  const text = event.submitter?.dataset.confirm || event.target.dataset.confirm;
+  if (text && !window.confirm(text)) event.preventDefault();
+});
+
+// "Select all" in list headers.
+document.querySelectorAll("input.select-all").forEach((box) => {
+  box.addEventListener("change", () => {
+    document.querySelectorAll("input[name=ids]").forEach((c) => { c.checked = box.checked; });
+  });
+});
