@@ -328,7 +328,7 @@ def handlers(catalog: Catalog) -> list:
     from app.bulk import bulk_handlers
     from app.export import export_handlers
     from app.importer import import_handlers
-    from modules.registry import action_handlers
+    from modules.registry import action_handlers, module_pages
 
     out: list = []
     for tv in catalog.tables.values():
@@ -340,6 +340,8 @@ def handlers(catalog: Catalog) -> list:
             out += [*form_page(tv, editing=False), *form_page(tv, editing=True), *delete_page(tv),
                     *import_handlers(tv), *bulk_handlers(tv)]
         out += action_handlers(tv)
+    for module in catalog.modules:
+        out += module_pages(module["name"])
     return out
 
 

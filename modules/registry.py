@@ -34,6 +34,11 @@ def action_handlers(tv: TableView) -> list:
     return make_action_handlers(tv, impls)
 
 
+def module_pages(module: str) -> list:
+    """Extra pages a module serves beside its tables (`PAGES` in modules/<module>/pages.py)."""
+    return list(_module_attr(module, "PAGES", "pages") or [])
+
+
 async def record_extras(request: Request, tv: TableView, row: dict[str, Any]) -> list[str]:
     extra = _module_attr(tv.module, "EXTRAS").get(tv.name)
     return await extra(request, tv, row) if extra else []

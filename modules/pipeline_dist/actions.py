@@ -103,4 +103,11 @@ async def distributor_prices(request: Request, tv: TableView, row: dict[str, Any
 
 ACTIONS = {"distributors": {"generate_key": generate_key, "rotate_key": rotate_key,
                             "revoke_key": revoke_key_action}}
-EXTRAS = {"distributors": distributor_prices}
+async def distributor_page_blocks(request: Request, tv: TableView, row: dict[str, Any]) -> list[str]:
+    """The distributor's page: its effective prices and its calls per day."""
+    from modules.pipeline_ops.usage_report import distributor_chart
+
+    return [*await distributor_prices(request, tv, row), await distributor_chart(request, tv, row)]
+
+
+EXTRAS = {"distributors": distributor_page_blocks}
