@@ -5,9 +5,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, post
+from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Response, Template
 
 from app.catalog import TableView
+from app.errors import OPERATOR_ERRORS
 from app.crud import CrudError
 
 Action = Callable[[Request, TableView, str, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -25,13 +27,13 @@ def make_action_handlers(tv: TableView, impls: dict[str, Action]) -> list:
 
 
 def _pair(tv: TableView, name: str, impl: Action) -> list:
-    async def api(request: Request, id: str, data: dict[str, Any] | None = None) -> Response:  # noqa: A002
+    async def api(request: Request, id: FromPath[str], data: JSONBody[dict[str, Any] | None] = None) -> Response:  # noqa: A002
         result = await impl(request, tv, id, data or {})
         if isinstance(result, dict):
             result.pop("_secret", None)
         return Response(result, status_code=200)
 
-    async def page(request: Request, id: str) -> Template | Redirect:  # noqa: A002
+    async def page(request: Request, id: FromPath[str]) -> Template | Redirect:  # noqa: A002
         from app.crud_routes import record_context
         from app.render import render
 
@@ -51,7 +53,7 @@ def _pair(tv: TableView, name: str, impl: Action) -> list:
         return Redirect(path=f"{tv.base}/{id}?saved=1", status_code=303)
 
     return [
-        post(f"{tv.api}/{{id:str}}/{name}", operation_id=f"{name}_{tv.name}", tags=[tv.module],
+        post(f"{tv.api}/{{id:str}}/{name}", operation_id=f"{name}_{tv.name}", responses=OPERATOR_ERRORS, tags=[tv.module],
              summary=f"{name} ({tv.name})")(api),
         post(f"{tv.base}/{{id:str}}/{name}", name=f"{tv.name}.{name}", include_in_schema=False)(page),
     ]

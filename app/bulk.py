@@ -1,10 +1,14 @@
 """Bulk actions on selected rows of a list: delete, or set a choice field; one transaction each."""
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request, post
+from litestar.params import JSONBody
 from litestar.response import Redirect, Response
 
 from app.catalog import TableView
+from app.errors import OPERATOR_ERRORS
 from app.context import ctx_of
 from app.crud import CrudError, change_row, delete_rows
 from app.crud_routes import _error_html, actor_of
@@ -47,7 +51,7 @@ def bulk_handlers(tv: TableView) -> list:
             return Response(_error_html(exc), status_code=exc.status, media_type="text/html")
         return Redirect(path=f"{tv.base}?_done={count}", status_code=303)
 
-    async def bulk_api(request: Request, data: dict) -> dict:
+    async def bulk_api(request: Request, data: JSONBody[dict[str, Any]]) -> dict[str, int]:
         ids = data.get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise CrudError(422, "invalid input", {"ids": "must be a list of ids"})
@@ -55,5 +59,5 @@ def bulk_handlers(tv: TableView) -> list:
         return {"count": count}
 
     return [post(f"{tv.base}/bulk", name=f"{tv.name}.bulk", include_in_schema=False)(bulk),
-            post(f"{tv.api}/bulk", operation_id=f"bulk_{tv.name}", tags=[tv.module],
+            post(f"{tv.api}/bulk", operation_id=f"bulk_{tv.name}", responses=OPERATOR_ERRORS, tags=[tv.module],
                  summary=f"Delete or set a field on many rows of {tv.name}")(bulk_api)]

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, delete, get, patch, post, put
+from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Response, Template
 
 from app.catalog import Catalog, TableView
@@ -19,7 +20,7 @@ from app.crud import (
     Actor, CrudError, code_texts, create_row, delete_rows, get_row, jsonable, list_rows, lookup_options,
     parse_list_query, public, update_row,
 )
-from app.errors import error_response
+from app.errors import OPERATOR_ERRORS, error_response
 from app.render import render
 from app.ui import lang_of
 
@@ -193,7 +194,7 @@ async def history_of(request: Request, tv: TableView, row_id: str) -> dict | Non
 
 
 def record_page(tv: TableView):
-    async def handler(request: Request, id: str) -> Template:  # noqa: A002 - the route's name
+    async def handler(request: Request, id: FromPath[str]) -> Template:  # noqa: A002 - the route's name
         return render(request, "record.html", **await record_context(request, tv, id))
 
     return get(f"{tv.base}/{{id:str}}", name=f"{tv.name}.record", include_in_schema=False)(handler)
@@ -213,7 +214,7 @@ def form_page(tv: TableView, editing: bool):
                       row_id=row_id, back=f"{tv.base}/{row_id}" if editing else tv.base,
                       lookup_base=f"{tv.api}/_lookup", form_error=form_error)
 
-    async def get_handler(request: Request, id: str | None = None) -> Template:  # noqa: A002
+    async def show_blank_or_row(request: Request, id: str | None) -> Template:  # noqa: A002
         if editing:
             row = await get_row(ctx_of(request), tv, id)
             if row is None:
@@ -227,7 +228,7 @@ def form_page(tv: TableView, editing: bool):
                     values[name] = str(f.default)
         return await show_form(request, id, values, {})
 
-    async def post_handler(request: Request, id: str | None = None) -> Template | Redirect:  # noqa: A002
+    async def save(request: Request, id: str | None) -> Template | Redirect:  # noqa: A002
         form = await request.form()
         data = _form_data(form, tv)
         try:
@@ -243,6 +244,19 @@ def form_page(tv: TableView, editing: bool):
                                    status=exc.status if exc.status in (409, 422) else 400)
         return Redirect(path=f"{tv.base}/{row[tv.pk]}?saved=1", status_code=303)
 
+    if editing:
+        async def get_handler(request: Request, id: FromPath[str]) -> Template:  # noqa: A002
+            return await show_blank_or_row(request, id)
+
+        async def post_handler(request: Request, id: FromPath[str]) -> Template | Redirect:  # noqa: A002
+            return await save(request, id)
+    else:
+        async def get_handler(request: Request) -> Template:
+            return await show_blank_or_row(request, None)
+
+        async def post_handler(request: Request) -> Template | Redirect:
+            return await save(request, None)
+
     name = f"{tv.name}.{'edit' if editing else 'new'}"
     return [get(path, name=name + ".get", include_in_schema=False)(get_handler),
             post(path, name=name + ".post", include_in_schema=False)(post_handler)]
@@ -251,13 +265,13 @@ def form_page(tv: TableView, editing: bool):
 def delete_page(tv: TableView):
     path = f"{tv.base}/{{id:str}}/delete"
 
-    async def confirm(request: Request, id: str) -> Template:  # noqa: A002
+    async def confirm(request: Request, id: FromPath[str]) -> Template:  # noqa: A002
         row = await get_row(ctx_of(request), tv, id)
         if row is None:
             raise CrudError(404, "not found")
         return render(request, "delete.html", tv=tv, row_id=id, heading=heading_of(tv, row))
 
-    async def do_delete(request: Request, id: str) -> Template | Redirect:  # noqa: A002
+    async def do_delete(request: Request, id: FromPath[str]) -> Template | Redirect:  # noqa: A002
         try:
             await delete_rows(ctx_of(request), tv, [id], actor_of(request))
         except CrudError as exc:
@@ -281,44 +295,44 @@ def api_handlers(tv: TableView, writable: bool) -> list:
         lq = parse_list_query(tv, dict(request.query_params))
         return await list_rows(ctx_of(request), tv, lq)
 
-    async def api_get(request: Request, id: str) -> dict[str, Any]:  # noqa: A002
+    async def api_get(request: Request, id: FromPath[str]) -> dict[str, Any]:  # noqa: A002
         row = await get_row(ctx_of(request), tv, id)
         if row is None:
             raise CrudError(404, "not found")
         return public(tv, row)
 
-    async def api_lookup(request: Request, field: str) -> list[dict[str, str]]:
+    async def api_lookup(request: Request, field: FromPath[str]) -> list[dict[str, str]]:
         if field not in tv.view["lookups"]:
             raise CrudError(404, "no lookup for this field")
         return await lookup_options(ctx_of(request), tv, field, request.query_params.get("q", "")[:100])
 
     handlers = [
-        get(tv.api, operation_id=f"list_{tv.name}", tags=tag, summary=f"List {title}")(api_list),
-        get(f"{tv.api}/{{id:str}}", operation_id=f"get_{tv.name}", tags=tag, summary=f"Get one of {title}")(api_get),
+        get(tv.api, operation_id=f"list_{tv.name}", responses=OPERATOR_ERRORS, tags=tag, summary=f"List {title}")(api_list),
+        get(f"{tv.api}/{{id:str}}", operation_id=f"get_{tv.name}", responses=OPERATOR_ERRORS, tags=tag, summary=f"Get one of {title}")(api_get),
     ]
     if tv.view["lookups"]:
-        handlers.append(get(f"{tv.api}/_lookup/{{field:str}}", operation_id=f"lookup_{tv.name}", tags=tag,
+        handlers.append(get(f"{tv.api}/_lookup/{{field:str}}", operation_id=f"lookup_{tv.name}", responses=OPERATOR_ERRORS, tags=tag,
                             summary=f"Search dropdown options of {title}")(api_lookup))
     if not writable:
         return handlers
 
-    async def api_create(request: Request, data: dict[str, Any]) -> Response:
+    async def api_create(request: Request, data: JSONBody[dict[str, Any]]) -> Response:
         row = await create_row(ctx_of(request), tv, data, actor_of(request), strict=True)
         return Response(public(tv, row), status_code=201)
 
-    async def api_update(request: Request, id: str, data: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+    async def api_update(request: Request, id: FromPath[str], data: JSONBody[dict[str, Any]]) -> dict[str, Any]:  # noqa: A002
         return public(tv, await update_row(ctx_of(request), tv, id, data, actor_of(request), strict=True))
 
-    async def api_delete(request: Request, id: str) -> None:  # noqa: A002
+    async def api_delete(request: Request, id: FromPath[str]) -> None:  # noqa: A002
         await delete_rows(ctx_of(request), tv, [id], actor_of(request))
 
     return handlers + [
-        post(tv.api, operation_id=f"create_{tv.name}", tags=tag, summary=f"Create one of {title}")(api_create),
-        put(f"{tv.api}/{{id:str}}", operation_id=f"replace_{tv.name}", tags=tag,
+        post(tv.api, operation_id=f"create_{tv.name}", responses=OPERATOR_ERRORS, tags=tag, summary=f"Create one of {title}")(api_create),
+        put(f"{tv.api}/{{id:str}}", operation_id=f"replace_{tv.name}", responses=OPERATOR_ERRORS, tags=tag,
             summary=f"Update one of {title}")(api_update),
-        patch(f"{tv.api}/{{id:str}}", operation_id=f"patch_{tv.name}", tags=tag,
+        patch(f"{tv.api}/{{id:str}}", operation_id=f"patch_{tv.name}", responses=OPERATOR_ERRORS, tags=tag,
               summary=f"Update some fields of one of {title}")(api_update),
-        delete(f"{tv.api}/{{id:str}}", operation_id=f"delete_{tv.name}", tags=tag, status_code=204,
+        delete(f"{tv.api}/{{id:str}}", operation_id=f"delete_{tv.name}", responses=OPERATOR_ERRORS, tags=tag, status_code=204,
                summary=f"Delete one of {title}")(api_delete),
     ]
 

@@ -1,8 +1,11 @@
 """One JSON error shape everywhere: {"error": {"status", "code", "message", "fields"}}."""
 from __future__ import annotations
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.spec import Example  # noqa: F401 - re-exported for handlers' examples
+from litestar.openapi.datastructures import ResponseSpec
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited", 500: "internal_error",
@@ -46,3 +49,27 @@ def exception_handlers() -> dict:
 
     return {CrudError: crud_error_handler, HTTPException: http_exception_handler, **auth_handlers,
             Exception: internal_error_handler}
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    status: int
+    code: str
+    message: str
+    fields: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class ErrorBody(msgspec.Struct):
+    """The one error shape, as the OpenAPI document shows it."""
+
+    error: ErrorDetail
+
+
+def documented_errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI `responses` for the error statuses a route can answer, all in the one shape."""
+    text = {400: "Bad request: malformed JSON, wrong parameter", 401: "Not logged in / no valid key",
+            403: "No grant for this path, or CSRF token missing", 404: "Not found", 409: "Conflict",
+            413: "Too large", 422: "Invalid fields (see `fields`)", 429: "Limit reached", 503: "Database unavailable"}
+    return {s: ResponseSpec(data_container=ErrorBody, description=text.get(s, "Error")) for s in statuses}
+
+
+OPERATOR_ERRORS = documented_errors(400, 401, 403, 404, 409, 422, 503)
