@@ -1,4 +1,5 @@
 """Routes for business actions (publish, generate key, ...): HTML button and JSON, one handler each."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -43,9 +44,13 @@ def _pair(tv: TableView, name: str, impl: Action) -> list:
             result = await impl(request, tv, id, data)
         except CrudError as exc:
             context = await record_context(request, tv, id)
-            return render(request, "record.html", status_code=exc.status, **context,
-                          flash=[{"kind": "error", "text": exc.message + "".join(
-                              f"; {k}: {v}" for k, v in exc.errors.items())}])
+            return render(
+                request,
+                "record.html",
+                status_code=exc.status,
+                **context,
+                flash=[{"kind": "error", "text": exc.message + "".join(f"; {k}: {v}" for k, v in exc.errors.items())}],
+            )
         secret = result.pop("_secret", None) if isinstance(result, dict) else None
         if secret:
             context = await record_context(request, tv, id)
@@ -53,7 +58,12 @@ def _pair(tv: TableView, name: str, impl: Action) -> list:
         return Redirect(path=f"{tv.base}/{id}?saved=1", status_code=303)
 
     return [
-        post(f"{tv.api}/{{id:str}}/{name}", operation_id=f"{name}_{tv.name}", responses=OPERATOR_ERRORS, tags=[tv.module],
-             summary=f"{name} ({tv.name})")(api),
+        post(
+            f"{tv.api}/{{id:str}}/{name}",
+            operation_id=f"{name}_{tv.name}",
+            responses=OPERATOR_ERRORS,
+            tags=[tv.module],
+            summary=f"{name} ({tv.name})",
+        )(api),
         post(f"{tv.base}/{{id:str}}/{name}", name=f"{tv.name}.{name}", include_in_schema=False)(page),
     ]

@@ -64,7 +64,7 @@ def load_catalog(build_dir: Path) -> Catalog:
     specs = {name: parse_spec(t["spec"], f"{path}:{name}") for name, t in manifest["tables"].items()}
     tables: dict[str, TableView] = {}
     # FKs need their referenced tables present, so add every table before any is used.
-    for name, spec in specs.items():
+    for spec in specs.values():
         add_table(spec, metadata)
     for name, t in manifest["tables"].items():
         tables[name] = TableView(name, t["module"], specs[name], t["view"], metadata.tables[name])

@@ -1,4 +1,5 @@
 """`pipeline-app`: the project's operations command (build, db sync, rbac, serve, spec, dist)."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,14 @@ def _db_sync(args: argparse.Namespace) -> int:
 
     from app.config import load_settings
 
-    return asyncio.run(sync_command(args.url or load_settings().database, args.models, dry_run=args.dry_run,
-                                    allow_destructive=args.allow_destructive))
+    return asyncio.run(
+        sync_command(
+            args.url or load_settings().database,
+            args.models,
+            dry_run=args.dry_run,
+            allow_destructive=args.allow_destructive,
+        )
+    )
 
 
 def _spec_convert(args: argparse.Namespace) -> int:
@@ -123,7 +130,11 @@ def parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     s = db.add_parser("sync", help="create missing tables, columns and indexes; never drop unless told")
-    s.add_argument("--url", default=None, help="(default: the app database of the settings) database URL, e.g. sqlite:///data/x.db or mysql://root@127.0.0.1/db")
+    s.add_argument(
+        "--url",
+        default=None,
+        help="(default: the app database of the settings) database URL, e.g. sqlite:///data/x.db or mysql://root@127.0.0.1/db",
+    )
     s.add_argument("--models", nargs="+", default=None, help="spec files or folders (default: the app's models)")
     s.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     s.add_argument("--allow-destructive", action="store_true", help="also drop/narrow/retype columns")
@@ -135,8 +146,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("dst")
     c.set_defaults(func=_spec_convert)
 
-    rbac = sub.add_parser("rbac", help="the shared RBAC database").add_subparsers(dest="rbac_command",
-                                                                                   required=True)
+    rbac = sub.add_parser("rbac", help="the shared RBAC database").add_subparsers(dest="rbac_command", required=True)
     r = rbac.add_parser("register", help="register every path the app serves and the default grants")
     r.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     r.set_defaults(func=_rbac_register)

@@ -3,6 +3,7 @@
 No table has code of its own here; `handlers(catalog)` turns each manifest route into a Litestar
 handler, so the routes the app serves are exactly the routes the manifest (and RBAC) lists.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,18 @@ from litestar.response import Redirect, Response, Template
 from app.catalog import Catalog, TableView
 from app.context import ctx_of
 from app.crud import (
-    Actor, CrudError, code_texts, create_row, delete_rows, get_row, jsonable, list_rows, lookup_options,
-    parse_list_query, public, update_row,
+    Actor,
+    CrudError,
+    code_texts,
+    create_row,
+    delete_rows,
+    get_row,
+    jsonable,
+    list_rows,
+    lookup_options,
+    parse_list_query,
+    public,
+    update_row,
 )
 from app.errors import OPERATOR_ERRORS, error_response
 from app.render import render
@@ -93,6 +104,7 @@ def _can(request: Request, path: str) -> bool:
 
 # ---- HTML pages -------------------------------------------------------------------------
 
+
 def list_page(tv: TableView):
     async def handler(request: Request) -> Template:
         ctx = ctx_of(request)
@@ -114,16 +126,26 @@ def list_page(tv: TableView):
             return f"{tv.base}?{urlencode(merged)}"
 
         ranges = {k: v for k, v in params.items() if k.endswith(("__from", "__to"))}
-        return render(request, "list.html", tv=tv, result=result, query={"q": lq.q, "after": lq.after}, ranges=ranges,
-                      filters={k: str(v) for k, v in lq.filters.items()}, filter_options=filter_options,
-                      sort=sort, self_url=self_url, show=display(tv, texts, lang_of(request)),
-                      pages=max(1, math.ceil(result["total"] / lq.rows)),
-                      can_create=not tv.view["noedit"] and _can(request, f"{tv.base}/new"),
-                      can_bulk=not tv.view["noedit"] and _can(request, f"{tv.base}/bulk"),
-                      can_import=not tv.view["noedit"] and _can(request, f"{tv.base}/import"),
-                      bulk_ops=bulk_ops(tv), export_query=urlencode({k: v for k, v in params.items()
-                                                                   if k not in ("page", "rows", "after")}),
-                      bulk_done=request.query_params.get("_done"))
+        return render(
+            request,
+            "list.html",
+            tv=tv,
+            result=result,
+            query={"q": lq.q, "after": lq.after},
+            ranges=ranges,
+            filters={k: str(v) for k, v in lq.filters.items()},
+            filter_options=filter_options,
+            sort=sort,
+            self_url=self_url,
+            show=display(tv, texts, lang_of(request)),
+            pages=max(1, math.ceil(result["total"] / lq.rows)),
+            can_create=not tv.view["noedit"] and _can(request, f"{tv.base}/new"),
+            can_bulk=not tv.view["noedit"] and _can(request, f"{tv.base}/bulk"),
+            can_import=not tv.view["noedit"] and _can(request, f"{tv.base}/import"),
+            bulk_ops=bulk_ops(tv),
+            export_query=urlencode({k: v for k, v in params.items() if k not in ("page", "rows", "after")}),
+            bulk_done=request.query_params.get("_done"),
+        )
 
     return get(tv.base, name=f"{tv.name}.list", include_in_schema=False)(handler)
 
@@ -149,9 +171,16 @@ async def subtable_blocks(request: Request, tv: TableView, row_id: str) -> list[
         result = await list_rows(ctx, stv, lq)
         texts = await code_texts(ctx, stv, result["rows"])
         columns = [n for n in stv.view["list_fields"] if n != sub["field"]][:8]
-        blocks.append({**sub, "tv": stv, "result": result, "columns": columns,
-                       "show": display(stv, texts, lang_of(request)),
-                       "can_create": not stv.view["noedit"] and _can(request, f"{stv.base}/new")})
+        blocks.append(
+            {
+                **sub,
+                "tv": stv,
+                "result": result,
+                "columns": columns,
+                "show": display(stv, texts, lang_of(request)),
+                "can_create": not stv.view["noedit"] and _can(request, f"{stv.base}/new"),
+            }
+        )
     return blocks
 
 
@@ -173,13 +202,19 @@ async def record_context(request: Request, tv: TableView, row_id: str) -> dict[s
     shown = public(tv, row)
     texts = await code_texts(ctx, tv, [shown])
     actions = [a for a in tv.view["actions"] if _can(request, f"{tv.base}/{row_id}/{a['name']}")]
-    return dict(tv=tv, row=shown, row_id=row_id, heading=heading_of(tv, shown),
-                show=display(tv, texts, lang_of(request)), actions=actions,
-                subtables=await subtable_blocks(request, tv, row_id),
-                can_edit=not tv.view["noedit"] and _can(request, f"{tv.base}/{row_id}/edit"),
-                saved=request.query_params.get("saved") == "1",
-                extra_blocks=await record_extras(request, tv, row),
-                history=await history_of(request, tv, row_id))
+    return dict(
+        tv=tv,
+        row=shown,
+        row_id=row_id,
+        heading=heading_of(tv, shown),
+        show=display(tv, texts, lang_of(request)),
+        actions=actions,
+        subtables=await subtable_blocks(request, tv, row_id),
+        can_edit=not tv.view["noedit"] and _can(request, f"{tv.base}/{row_id}/edit"),
+        saved=request.query_params.get("saved") == "1",
+        extra_blocks=await record_extras(request, tv, row),
+        history=await history_of(request, tv, row_id),
+    )
 
 
 async def history_of(request: Request, tv: TableView, row_id: str) -> dict | None:
@@ -203,16 +238,36 @@ def record_page(tv: TableView):
 def form_page(tv: TableView, editing: bool):
     path = f"{tv.base}/{{id:str}}/edit" if editing else f"{tv.base}/new"
 
-    async def show_form(request: Request, row_id: str | None, values: dict[str, str], errors: dict[str, str],
-                        form_error: str = "", status: int = 200) -> Template:
+    async def show_form(
+        request: Request,
+        row_id: str | None,
+        values: dict[str, str],
+        errors: dict[str, str],
+        form_error: str = "",
+        status: int = 200,
+    ) -> Template:
         lang = lang_of(request)
-        heading = (f"{'Edit' if lang == 'en' else '编辑'} {tv.title(lang)}" if editing
-                   else f"{'Add' if lang == 'en' else '新增'} {tv.title(lang)}")
+        heading = (
+            f"{'Edit' if lang == 'en' else '编辑'} {tv.title(lang)}"
+            if editing
+            else f"{'Add' if lang == 'en' else '新增'} {tv.title(lang)}"
+        )
         action = f"{tv.base}/{row_id}/edit" if editing else f"{tv.base}/new"
-        return render(request, f"{tv.name}.form.html", status_code=status, tv=tv, values=values, errors=errors,
-                      options=await code_options(request, tv, values), heading=heading, action=action,
-                      row_id=row_id, back=f"{tv.base}/{row_id}" if editing else tv.base,
-                      lookup_base=f"{tv.api}/_lookup", form_error=form_error)
+        return render(
+            request,
+            f"{tv.name}.form.html",
+            status_code=status,
+            tv=tv,
+            values=values,
+            errors=errors,
+            options=await code_options(request, tv, values),
+            heading=heading,
+            action=action,
+            row_id=row_id,
+            back=f"{tv.base}/{row_id}" if editing else tv.base,
+            lookup_base=f"{tv.api}/_lookup",
+            form_error=form_error,
+        )
 
     async def show_blank_or_row(request: Request, id: str | None) -> Template:  # noqa: A002
         if editing:
@@ -240,17 +295,25 @@ def form_page(tv: TableView, editing: bool):
             if exc.status == 404:
                 raise
             values = {k: (v if isinstance(v, str) else "") for k, v in data.items()}
-            return await show_form(request, id, values, exc.errors, "" if exc.errors else exc.message,
-                                   status=exc.status if exc.status in (409, 422) else 400)
+            return await show_form(
+                request,
+                id,
+                values,
+                exc.errors,
+                "" if exc.errors else exc.message,
+                status=exc.status if exc.status in (409, 422) else 400,
+            )
         return Redirect(path=f"{tv.base}/{row[tv.pk]}?saved=1", status_code=303)
 
     if editing:
+
         async def get_handler(request: Request, id: FromPath[str]) -> Template:  # noqa: A002
             return await show_blank_or_row(request, id)
 
         async def post_handler(request: Request, id: FromPath[str]) -> Template | Redirect:  # noqa: A002
             return await save(request, id)
     else:
+
         async def get_handler(request: Request) -> Template:
             return await show_blank_or_row(request, None)
 
@@ -258,8 +321,10 @@ def form_page(tv: TableView, editing: bool):
             return await save(request, None)
 
     name = f"{tv.name}.{'edit' if editing else 'new'}"
-    return [get(path, name=name + ".get", include_in_schema=False)(get_handler),
-            post(path, name=name + ".post", include_in_schema=False)(post_handler)]
+    return [
+        get(path, name=name + ".get", include_in_schema=False)(get_handler),
+        post(path, name=name + ".post", include_in_schema=False)(post_handler),
+    ]
 
 
 def delete_page(tv: TableView):
@@ -277,15 +342,19 @@ def delete_page(tv: TableView):
         except CrudError as exc:
             if exc.status == 404:
                 raise
-            return render(request, "delete.html", status_code=exc.status, tv=tv, row_id=id, heading=id,
-                          form_error=exc.message)
+            return render(
+                request, "delete.html", status_code=exc.status, tv=tv, row_id=id, heading=id, form_error=exc.message
+            )
         return Redirect(path=tv.base, status_code=303)
 
-    return [get(path, name=f"{tv.name}.delete.get", include_in_schema=False)(confirm),
-            post(path, name=f"{tv.name}.delete.post", include_in_schema=False)(do_delete)]
+    return [
+        get(path, name=f"{tv.name}.delete.get", include_in_schema=False)(confirm),
+        post(path, name=f"{tv.name}.delete.post", include_in_schema=False)(do_delete),
+    ]
 
 
 # ---- JSON API ---------------------------------------------------------------------------
+
 
 def api_handlers(tv: TableView, writable: bool) -> list:
     tag = [f"{tv.module}"]
@@ -307,12 +376,27 @@ def api_handlers(tv: TableView, writable: bool) -> list:
         return await lookup_options(ctx_of(request), tv, field, request.query_params.get("q", "")[:100])
 
     handlers = [
-        get(tv.api, operation_id=f"list_{tv.name}", responses=OPERATOR_ERRORS, tags=tag, summary=f"List {title}")(api_list),
-        get(f"{tv.api}/{{id:str}}", operation_id=f"get_{tv.name}", responses=OPERATOR_ERRORS, tags=tag, summary=f"Get one of {title}")(api_get),
+        get(tv.api, operation_id=f"list_{tv.name}", responses=OPERATOR_ERRORS, tags=tag, summary=f"List {title}")(
+            api_list
+        ),
+        get(
+            f"{tv.api}/{{id:str}}",
+            operation_id=f"get_{tv.name}",
+            responses=OPERATOR_ERRORS,
+            tags=tag,
+            summary=f"Get one of {title}",
+        )(api_get),
     ]
     if tv.view["lookups"]:
-        handlers.append(get(f"{tv.api}/_lookup/{{field:str}}", operation_id=f"lookup_{tv.name}", responses=OPERATOR_ERRORS, tags=tag,
-                            summary=f"Search dropdown options of {title}")(api_lookup))
+        handlers.append(
+            get(
+                f"{tv.api}/_lookup/{{field:str}}",
+                operation_id=f"lookup_{tv.name}",
+                responses=OPERATOR_ERRORS,
+                tags=tag,
+                summary=f"Search dropdown options of {title}",
+            )(api_lookup)
+        )
     if not writable:
         return handlers
 
@@ -327,13 +411,35 @@ def api_handlers(tv: TableView, writable: bool) -> list:
         await delete_rows(ctx_of(request), tv, [id], actor_of(request))
 
     return handlers + [
-        post(tv.api, operation_id=f"create_{tv.name}", responses=OPERATOR_ERRORS, tags=tag, summary=f"Create one of {title}")(api_create),
-        put(f"{tv.api}/{{id:str}}", operation_id=f"replace_{tv.name}", responses=OPERATOR_ERRORS, tags=tag,
-            summary=f"Update one of {title}")(api_update),
-        patch(f"{tv.api}/{{id:str}}", operation_id=f"patch_{tv.name}", responses=OPERATOR_ERRORS, tags=tag,
-              summary=f"Update some fields of one of {title}")(api_update),
-        delete(f"{tv.api}/{{id:str}}", operation_id=f"delete_{tv.name}", responses=OPERATOR_ERRORS, tags=tag, status_code=204,
-               summary=f"Delete one of {title}")(api_delete),
+        post(
+            tv.api,
+            operation_id=f"create_{tv.name}",
+            responses=OPERATOR_ERRORS,
+            tags=tag,
+            summary=f"Create one of {title}",
+        )(api_create),
+        put(
+            f"{tv.api}/{{id:str}}",
+            operation_id=f"replace_{tv.name}",
+            responses=OPERATOR_ERRORS,
+            tags=tag,
+            summary=f"Update one of {title}",
+        )(api_update),
+        patch(
+            f"{tv.api}/{{id:str}}",
+            operation_id=f"patch_{tv.name}",
+            responses=OPERATOR_ERRORS,
+            tags=tag,
+            summary=f"Update some fields of one of {title}",
+        )(api_update),
+        delete(
+            f"{tv.api}/{{id:str}}",
+            operation_id=f"delete_{tv.name}",
+            responses=OPERATOR_ERRORS,
+            tags=tag,
+            status_code=204,
+            summary=f"Delete one of {title}",
+        )(api_delete),
     ]
 
 
@@ -351,8 +457,13 @@ def handlers(catalog: Catalog) -> list:
         writable = not tv.view["noedit"]
         out += [list_page(tv), record_page(tv), *api_handlers(tv, writable), *export_handlers(tv)]
         if writable:
-            out += [*form_page(tv, editing=False), *form_page(tv, editing=True), *delete_page(tv),
-                    *import_handlers(tv), *bulk_handlers(tv)]
+            out += [
+                *form_page(tv, editing=False),
+                *form_page(tv, editing=True),
+                *delete_page(tv),
+                *import_handlers(tv),
+                *bulk_handlers(tv),
+            ]
         out += action_handlers(tv)
     for module in catalog.modules:
         out += module_pages(module["name"])
@@ -370,6 +481,8 @@ def _error_html(exc: CrudError) -> str:
     from html import escape
 
     items = "".join(f"<li>{escape(k)}: {escape(v)}</li>" for k, v in exc.errors.items())
-    return (f"<!doctype html><meta charset=utf-8><link rel=stylesheet href=/static/app.css><title>{exc.status}</title>"
-            f"<main><h1>{exc.status}</h1><p>{escape(exc.message)}</p><ul>{items}</ul>"
-            f"<p><a href='javascript:history.back()'>←</a> <a href='/'>Home</a></p></main>")
+    return (
+        f"<!doctype html><meta charset=utf-8><link rel=stylesheet href=/static/app.css><title>{exc.status}</title>"
+        f"<main><h1>{exc.status}</h1><p>{escape(exc.message)}</p><ul>{items}</ul>"
+        f"<p><a href='javascript:history.back()'>←</a> <a href='/'>Home</a></p></main>"
+    )

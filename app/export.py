@@ -94,8 +94,8 @@ def export_handlers(tv: TableView) -> list:
 
         async def body() -> AsyncIterator[bytes]:
             try:
-                with open(path, "rb") as fh:
-                    while chunk := fh.read(65536):
+                async with await anyio.open_file(path, "rb") as fh:
+                    while chunk := await fh.read(65536):
                         yield chunk
             finally:
                 os.unlink(path)

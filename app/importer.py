@@ -4,6 +4,7 @@ Modes: `preview` validates every row (inserting inside a transaction that is rol
 unique clashes within the file and business rules are seen too) and writes nothing; `all`
 writes only when every row passes; `valid` writes the rows that pass and reports the rest.
 """
+
 from __future__ import annotations
 
 import csv
@@ -110,9 +111,14 @@ async def run_import(request: Request, tv: TableView, filename: str, content: by
                     if exc.status >= 500:
                         raise
                     for fname, message in (exc.errors or {"": exc.message}).items():
-                        report.errors.append({"row": n, "field": fname,
-                                              "column": tv.fields[fname].label(lang_of(request)) if fname else "",
-                                              "message": message})
+                        report.errors.append(
+                            {
+                                "row": n,
+                                "field": fname,
+                                "column": tv.fields[fname].label(lang_of(request)) if fname else "",
+                                "message": message,
+                            }
+                        )
             if mode == "preview" or (mode == "all" and report.errors):
                 await trans.rollback()
                 report.written = 0
@@ -135,9 +141,16 @@ def template_workbook(tv: TableView, lang: str) -> bytes:
     help_ws.append(["column", "field", "type", "required", "allowed values", "notes"])
     for n in tv.view["form_fields"]:
         f = tv.fields[n]
-        help_ws.append([f.label(lang), n, f.type + (f"({f.length}{',' + str(f.dec) if f.dec else ''})" if f.length else ""),
-                        "yes" if not f.nullable and f.default is None else "no",
-                        ", ".join(c.value for c in f.choices), f.comments or ""])
+        help_ws.append(
+            [
+                f.label(lang),
+                n,
+                f.type + (f"({f.length}{',' + str(f.dec) if f.dec else ''})" if f.length else ""),
+                "yes" if not f.nullable and f.default is None else "no",
+                ", ".join(c.value for c in f.choices),
+                f.comments or "",
+            ]
+        )
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -152,26 +165,42 @@ def import_handlers(tv: TableView) -> list:
         file = form.get("file")
         mode = form.get("mode") if form.get("mode") in MODES else "preview"
         if not isinstance(file, UploadFile) or not file.filename:
-            return render(request, "import.html", status_code=400, tv=tv, report=None, mode=mode,
-                          form_error="choose a .xlsx or .csv file")
+            return render(
+                request,
+                "import.html",
+                status_code=400,
+                tv=tv,
+                report=None,
+                mode=mode,
+                form_error="choose a .xlsx or .csv file",
+            )
         content = await file.read(MAX_BYTES + 1)
         try:
             if len(content) > MAX_BYTES:
                 raise CrudError(413, "the file is larger than 20 MB")
             report = await run_import(request, tv, file.filename, content, mode)
         except CrudError as exc:
-            return render(request, "import.html", status_code=exc.status, tv=tv, report=None, mode=mode,
-                          form_error=exc.message)
+            return render(
+                request, "import.html", status_code=exc.status, tv=tv, report=None, mode=mode, form_error=exc.message
+            )
         status = 200 if not report.errors else 422
         return render(request, "import.html", status_code=status, tv=tv, report=report, mode=mode)
 
     async def template(request: Request) -> Response:
         data = await anyio.to_thread.run_sync(template_workbook, tv, lang_of(request))
-        return Response(data, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f'attachment; filename="{tv.name}-template.xlsx"'})
+        return Response(
+            data,
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{tv.name}-template.xlsx"'},
+        )
 
-    return [get(f"{tv.base}/import", name=f"{tv.name}.import.get", include_in_schema=False)(page),
-            post(f"{tv.base}/import", name=f"{tv.name}.import.post", include_in_schema=False,
-                 request_max_body_size=MAX_BYTES + 65536)(upload),
-            get(f"{tv.base}/import_template.xlsx", name=f"{tv.name}.import_template",
-                include_in_schema=False)(template)]
+    return [
+        get(f"{tv.base}/import", name=f"{tv.name}.import.get", include_in_schema=False)(page),
+        post(
+            f"{tv.base}/import",
+            name=f"{tv.name}.import.post",
+            include_in_schema=False,
+            request_max_body_size=MAX_BYTES + 65536,
+        )(upload),
+        get(f"{tv.base}/import_template.xlsx", name=f"{tv.name}.import_template", include_in_schema=False)(template),
+    ]

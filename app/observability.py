@@ -5,6 +5,7 @@ line ever holds a header, a cookie, a body or a query string (where secrets and 
 live). Metrics work across uvicorn workers through prometheus_client's multiprocess mode
 (`PROMETHEUS_MULTIPROC_DIR`, set by `pipeline-app serve`).
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -25,18 +26,28 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
-HTTP_REQUESTS = Counter("pipeline_http_requests_total", "HTTP requests by route and status",
-                        ["method", "route", "status"])
-HTTP_LATENCY = Histogram("pipeline_http_request_seconds", "HTTP request latency by route", ["method", "route"],
-                         buckets=(.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
-DIST_CALLS = Counter("pipeline_dist_calls_total", "Distributor call admissions and rejections by reason",
-                     ["outcome", "reason"])
+HTTP_REQUESTS = Counter(
+    "pipeline_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "pipeline_http_request_seconds",
+    "HTTP request latency by route",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DIST_CALLS = Counter(
+    "pipeline_dist_calls_total", "Distributor call admissions and rejections by reason", ["outcome", "reason"]
+)
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-SCHEMA_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com; "
-              "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com https://fonts.googleapis.com; "
-              "img-src 'self' data: https:; font-src 'self' https:; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+SCHEMA_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com https://fonts.googleapis.com; "
+    "img-src 'self' data: https:; font-src 'self' https:; frame-ancestors 'none'"
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,8 +58,10 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "logger": record.name,
-            "request_id": getattr(record, "request_id", REQUEST_ID.get()), "msg": record.getMessage(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", REQUEST_ID.get()),
+            "msg": record.getMessage(),
         }
         line.update({k: v for k, v in record.__dict__.items() if k not in self.RESERVED and k != "request_id"})
         if record.exc_info:
@@ -72,8 +85,9 @@ def configure_logging(data_dir: Path) -> None:
     fmt = JsonFormatter()
 
     def handler(name: str) -> logging.Handler:
-        h = logging.handlers.RotatingFileHandler(logs / name, maxBytes=20 * 1024 * 1024, backupCount=5,
-                                                 encoding="utf-8")
+        h = logging.handlers.RotatingFileHandler(
+            logs / name, maxBytes=20 * 1024 * 1024, backupCount=5, encoding="utf-8"
+        )
         h.setFormatter(fmt)
         return h
 
@@ -137,8 +151,11 @@ def observability_middleware(app: Any) -> Any:
                 status = message["status"]
                 headers = list(message.get("headers") or [])
                 names = {k.lower() for k, _ in headers}
-                extra = [(b"x-request-id", rid.encode()), (b"x-content-type-options", b"nosniff"),
-                         (b"referrer-policy", b"same-origin")]
+                extra = [
+                    (b"x-request-id", rid.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                ]
                 ctype = dict(headers).get(b"content-type", b"")
                 if ctype.startswith(b"text/html"):
                     csp = SCHEMA_CSP if path.startswith("/schema") else CSP
@@ -158,10 +175,18 @@ def observability_middleware(app: Any) -> Any:
             HTTP_LATENCY.labels(method, route).observe(elapsed)
             principal = (scope.get("state") or {}).get("principal")
             client = scope.get("client") or ("", 0)
-            access.info("request", extra={
-                "method": method, "path": path, "route": route, "status": status,
-                "ms": round(elapsed * 1000, 2), "client_ip": client[0],
-                "user": getattr(principal, "username", None)})
+            access.info(
+                "request",
+                extra={
+                    "method": method,
+                    "path": path,
+                    "route": route,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                    "client_ip": client[0],
+                    "user": getattr(principal, "username", None),
+                },
+            )
             REQUEST_ID.reset(token)
 
     return middleware

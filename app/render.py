@@ -1,4 +1,5 @@
 """Render a page with what every page shows: the user, the menu they may open, the language."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,7 +31,9 @@ def menu_for(request: Request) -> list[dict[str, Any]]:
                 items.append({"href": tv.base, "title": tv.title(lang)})
         if items:
             menu.append({**mod, "tables": items})
-    admin = [{"href": href, "title": zh if lang == "zh" else en} for href, zh, en in ADMIN_PAGES if principal.allows(href)]
+    admin = [
+        {"href": href, "title": zh if lang == "zh" else en} for href, zh, en in ADMIN_PAGES if principal.allows(href)
+    ]
     if admin:
         menu.append({"name": "rbac", "title": "权限", "titles": {"en": "Access"}, "tables": admin})
     return menu

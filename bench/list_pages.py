@@ -8,6 +8,7 @@ raw driver, so filling is fast), starts `pipeline-app serve`, logs in, and times
 a search, a sort, a page deep into it), and the usage log (first page, a page deep into the
 table reached by keyset cursors, a pipeline filter, a time-range filter).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,6 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -35,16 +35,20 @@ async def fill(url: str, pipelines: int, usage: int) -> list[str]:
     from app.ids import new_id
 
     u = make_url(url)
-    conn = await aiomysql.connect(host=u.host, port=u.port or 3306, user=u.username, password=u.password or "",
-                                  db=u.database, autocommit=False)
+    conn = await aiomysql.connect(
+        host=u.host, port=u.port or 3306, user=u.username, password=u.password or "", db=u.database, autocommit=False
+    )
     cur = await conn.cursor()
     now = datetime(2026, 11, 1)
     ids = [new_id() for _ in range(pipelines)]
     for start in range(0, pipelines, 2000):
         await cur.executemany(
             "INSERT INTO pipelines (id, code, name, status, created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s)",
-            [(pid, f"bench-{i}", f"Bench pipeline {i}", random.choice(["draft", "active", "disabled"]), now, now)
-             for i, pid in enumerate(ids[start:start + 2000], start=start)])
+            [
+                (pid, f"bench-{i}", f"Bench pipeline {i}", random.choice(["draft", "active", "disabled"]), now, now)
+                for i, pid in enumerate(ids[start : start + 2000], start=start)
+            ],
+        )
     await conn.commit()
     hot = ids[:50]
     t0 = datetime(2026, 1, 1)
@@ -53,12 +57,28 @@ async def fill(url: str, pipelines: int, usage: int) -> list[str]:
         rows = []
         for i in range(start, min(start + batch, usage)):
             at = t0 + timedelta(seconds=i * 25)
-            rows.append((f"{int(at.timestamp() * 1000):012x}{i:020x}", random.choice(hot), 1, None, f"r{i}", 1,
-                         "0.120000", "0.120000", "CNY", "succeeded", at, at + timedelta(seconds=2)))
+            rows.append(
+                (
+                    f"{int(at.timestamp() * 1000):012x}{i:020x}",
+                    random.choice(hot),
+                    1,
+                    None,
+                    f"r{i}",
+                    1,
+                    "0.120000",
+                    "0.120000",
+                    "CNY",
+                    "succeeded",
+                    at,
+                    at + timedelta(seconds=2),
+                )
+            )
         await cur.executemany(
             "INSERT INTO pipeline_usage_log (id, pipeline_id, version_no, distributor_id, request_id, units, "
             "unit_price, amount, currency, status, started_at, finished_at) "
-            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            rows,
+        )
         await conn.commit()
     await cur.execute("ANALYZE TABLE pipelines, pipeline_usage_log")
     await cur.fetchall()
@@ -106,15 +126,20 @@ def main() -> None:
                 ("usage: first page", "/pipeline_ops/pipeline_usage_log", {}),
                 ("usage API: first page", "/api/pipeline_ops/pipeline_usage_log", {}),
                 ("usage: one pipeline", "/pipeline_ops/pipeline_usage_log", {"pipeline_id": ids[0]}),
-                ("usage: one week", "/pipeline_ops/pipeline_usage_log",
-                 {"started_at__from": "2026-03-01T00:00", "started_at__to": "2026-03-08T00:00"}),
+                (
+                    "usage: one week",
+                    "/pipeline_ops/pipeline_usage_log",
+                    {"started_at__from": "2026-03-01T00:00", "started_at__to": "2026-03-08T00:00"},
+                ),
             ]
             # a page deep into the usage log: walk keyset cursors 2,000 pages (100,000 rows) in
             params: dict = {"rows": "50"}
             for _ in range(2000):
                 nxt = op.http.get("/api/pipeline_ops/pipeline_usage_log", params=params).json()["next"]
                 params = {"rows": "50", "after": nxt}
-            cases.append(("usage: page 2,001 via keyset", "/pipeline_ops/pipeline_usage_log", {"after": params["after"]}))
+            cases.append(
+                ("usage: page 2,001 via keyset", "/pipeline_ops/pipeline_usage_log", {"after": params["after"]})
+            )
             cases.append(("usage API: page 2,001 via keyset", "/api/pipeline_ops/pipeline_usage_log", params))
             print(f"{'page':45s} {'median ms':>10s} {'p95 ms':>8s}  rows shown / total")
             for name, path, p in cases:

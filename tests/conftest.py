@@ -195,3 +195,17 @@ async def admin(live_app):
     op.app = app
     op.ctx = app.state.ctx
     return op
+
+
+async def seed(ctx, **rows) -> None:
+    """Insert rows directly, on an engine of this event loop (the app client runs in another)."""
+    from sqlalchemy import insert
+
+    from app.db import make_engine
+
+    engine = make_engine(ctx.settings.database)
+    async with engine.begin() as conn:
+        for table, items in rows.items():
+            for item in items:
+                await conn.execute(insert(ctx.catalog.tables[table].table).values(**item))
+    await engine.dispose()

@@ -51,7 +51,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         log = open(Path(self.env["PIPELINE_DATA"]) / f"server-{self.port}.log", "w")
         self.proc = subprocess.Popen([str(BIN / "pipeline-app"), "serve", "--port", str(self.port),
                                       "--workers", str(self.workers)], env=self.env, stdout=log, stderr=log)

@@ -3,7 +3,6 @@ real server: log in, build and publish a pipeline, price it, key a distributor, 
 bulk-edit, and grant a path on the RBAC page. Screenshots of the main pages go to screenshots/."""
 from __future__ import annotations
 
-import io
 import re
 import shutil
 from pathlib import Path

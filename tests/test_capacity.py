@@ -6,19 +6,7 @@ and distributor-pipeline links.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert
-
-
-async def seed(ctx, **rows) -> None:
-    """Insert rows directly, on an engine of this event loop (the app client runs in another)."""
-    from app.db import make_engine
-
-    engine = make_engine(ctx.settings.database)
-    async with engine.begin() as conn:
-        for table, items in rows.items():
-            for item in items:
-                await conn.execute(insert(ctx.catalog.tables[table].table).values(**item))
-    await engine.dispose()
+from conftest import seed
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ database, without stopping the MariaDB other tests use.
 """
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import threading
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import MARIADB, make_database
+from conftest import make_database
 from live_server import Browserless, LiveServer, free_port, prepare, server_env
 
 ROOT = Path(__file__).resolve().parent.parent

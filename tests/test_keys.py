@@ -17,22 +17,11 @@ from sqlalchemy import insert, select, update
 from app.crud import utcnow
 from app.keys import KEY_LEN, generate_key, key_hash, well_formed
 from modules.pipeline_dist.keys import verify_key
+from conftest import seed
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/pipeline_dist/distributors"
 PAGE = "/pipeline_dist/distributors"
-
-
-async def seed(ctx, **rows) -> None:
-    """Insert rows directly, on an engine of this event loop (the app client runs in another)."""
-    from app.db import make_engine
-
-    engine = make_engine(ctx.settings.database)
-    async with engine.begin() as conn:
-        for table, items in rows.items():
-            for item in items:
-                await conn.execute(insert(ctx.catalog.tables[table].table).values(**item))
-    await engine.dispose()
 
 
 class Db:

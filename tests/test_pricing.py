@@ -10,11 +10,11 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import insert
 
 from app.crud import Actor, CrudError, create_row, update_row
 from app.ids import new_id
 from modules.pipeline_ops.pricing import Price, period_bounds, pick_price, resolve_price, resolve_prices
+from conftest import seed
 
 T0 = datetime(2025, 1, 1)
 T1 = datetime(2025, 6, 1)
@@ -158,18 +158,6 @@ async def ctx(db_url, tmp_path):
         await conn.run_sync(c.catalog.metadata.create_all)
     yield c
     await c.db.dispose()
-
-
-async def seed(ctx, **rows) -> None:
-    """Insert rows directly, on an engine of this event loop (the app client runs in another)."""
-    from app.db import make_engine
-
-    engine = make_engine(ctx.settings.database)
-    async with engine.begin() as conn:
-        for table, items in rows.items():
-            for item in items:
-                await conn.execute(insert(ctx.catalog.tables[table].table).values(**item))
-    await engine.dispose()
 
 
 def pipeline(pid: str, code: str) -> dict:

@@ -1,5 +1,6 @@
 """Security sweeps over every route: CSRF on every cookie-authenticated write, no secret anywhere
 a person or a log can read it, and the security headers on HTML pages."""
+
 from __future__ import annotations
 
 import io
@@ -22,8 +23,9 @@ async def test_every_write_needs_the_csrf_token(admin):
             continue
         path = concrete(template, ids)
         for headers in ({}, {"x-csrftoken": "forged-token"}):
-            r = await admin.client.request(method, path, headers=headers, follow_redirects=False,
-                                           json={} if template.startswith("/api/") else None)
+            r = await admin.client.request(
+                method, path, headers=headers, follow_redirects=False, json={} if template.startswith("/api/") else None
+            )
             assert r.status_code == 403, (method, path, headers, r.status_code, r.text[:200])
         checked += 1
     assert checked > 40
@@ -41,8 +43,12 @@ async def test_no_secret_in_pages_json_exports_or_logs(admin, db_url):
     from app.keys import key_hash
 
     d = (await admin.api("POST", "/api/pipeline_dist/distributors", json={"name": "Secretive"})).json()
-    key = (await admin.api("POST", f"/api/pipeline_dist/distributors/{d['id']}/generate_key", json={})).json()["api_key"]
-    rotated = (await admin.api("POST", f"/api/pipeline_dist/distributors/{d['id']}/rotate_key", json={})).json()["api_key"]
+    key = (await admin.api("POST", f"/api/pipeline_dist/distributors/{d['id']}/generate_key", json={})).json()[
+        "api_key"
+    ]
+    rotated = (await admin.api("POST", f"/api/pipeline_dist/distributors/{d['id']}/rotate_key", json={})).json()[
+        "api_key"
+    ]
     settings = admin.app.state.ctx.settings
     engine = make_engine(db_url)
     async with engine.connect() as conn:
@@ -51,8 +57,14 @@ async def test_no_secret_in_pages_json_exports_or_logs(admin, db_url):
         users = rbac.table("users")
         password_hash = (await conn.execute(select(users.c.password).where(users.c.username == "admin"))).scalar_one()
     await engine.dispose()
-    secrets = {key, rotated, key_hash(key, settings.key_secret), key_hash(rotated, settings.key_secret),
-               password_hash, "admin-Secret-123"}
+    secrets = {
+        key,
+        rotated,
+        key_hash(key, settings.key_secret),
+        key_hash(rotated, settings.key_secret),
+        password_hash,
+        "admin-Secret-123",
+    }
     assert password_hash.startswith("$argon2")
 
     pages = ["/", "/me", "/rbac/grants", "/rbac/users", "/pipeline_ops/usage_daily"]
@@ -60,8 +72,11 @@ async def test_no_secret_in_pages_json_exports_or_logs(admin, db_url):
         if t.view["internal"]:
             continue
         pages += [t.base, t.api, f"{t.base}/export.csv", f"{t.api}?rows=500"]
-    pages += [f"/pipeline_dist/distributors/{d['id']}", f"/api/pipeline_dist/distributors/{d['id']}",
-              f"/pipeline_dist/distributors/{d['id']}/edit"]
+    pages += [
+        f"/pipeline_dist/distributors/{d['id']}",
+        f"/api/pipeline_dist/distributors/{d['id']}",
+        f"/pipeline_dist/distributors/{d['id']}/edit",
+    ]
     audit = (await admin.api("GET", "/api/system/audit_log", params={"rows": 500})).json()["rows"]
     pages += [f"/system/audit_log/{row['id']}" for row in audit]
     seen = 0

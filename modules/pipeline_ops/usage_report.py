@@ -4,6 +4,7 @@ distributor's page, and a report page of totals per day, distributor and pipelin
 Days are cut in `settings.business_timezone` and turned into naive-UTC bounds, so every query is
 an index range on (pipeline_id | distributor_id, started_at) and works the same in every dialect.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,10 +56,13 @@ async def daily_totals(request: Request, field: str, value: str, days: list[Day]
     cols = []
     for i, d in enumerate(days):
         inside = and_(t.c.started_at >= d.start, t.c.started_at < d.end)
-        cols += [func.sum(case((inside, 1), else_=0)).label(f"n{i}"),
-                 func.sum(case((inside, t.c.amount), else_=0)).label(f"a{i}")]
-    stmt = select(*cols).where(t.c[field] == value, t.c.started_at >= days[0].start, t.c.started_at < days[-1].end,
-                               t.c.status.in_(COUNTED))
+        cols += [
+            func.sum(case((inside, 1), else_=0)).label(f"n{i}"),
+            func.sum(case((inside, t.c.amount), else_=0)).label(f"a{i}"),
+        ]
+    stmt = select(*cols).where(
+        t.c[field] == value, t.c.started_at >= days[0].start, t.c.started_at < days[-1].end, t.c.status.in_(COUNTED)
+    )
     async with ctx_of(request).db.connect() as conn:
         row = (await conn.execute(stmt)).one()._mapping
     return [(d, int(row[f"n{i}"] or 0), Decimal(row[f"a{i}"] or 0)) for i, d in enumerate(days)]
@@ -68,18 +72,24 @@ def svg_bars(points: list[tuple[str, int]], width: int = 620, height: int = 120)
     """A bar chart as plain SVG markup (no script, no inline CSS: the CSP stays strict)."""
     top = max((v for _, v in points), default=0) or 1
     bar = width / max(len(points), 1)
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height + 18}" width="{width}" height="{height + 18}" '
-             f'role="img" aria-label="{escape(points[0][0])} – {escape(points[-1][0])}">']
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height + 18}" width="{width}" height="{height + 18}" '
+        f'role="img" aria-label="{escape(points[0][0])} – {escape(points[-1][0])}">'
+    ]
     for i, (label, value) in enumerate(points):
         h = round(value / top * height, 1)
         x = round(i * bar + 1, 1)
-        parts.append(f'<rect x="{x}" y="{height - h}" width="{max(bar - 2, 1):.1f}" height="{h}" fill="#2458c6">'
-                     f'<title>{escape(label)}: {value}</title></rect>')
+        parts.append(
+            f'<rect x="{x}" y="{height - h}" width="{max(bar - 2, 1):.1f}" height="{h}" fill="#2458c6">'
+            f"<title>{escape(label)}: {value}</title></rect>"
+        )
     for i in (0, len(points) - 1):
         anchor = "start" if i == 0 else "end"
         x = 0 if i == 0 else width
-        parts.append(f'<text x="{x}" y="{height + 14}" font-size="11" text-anchor="{anchor}" fill="#5b6474">'
-                     f'{escape(points[i][0])}</text>')
+        parts.append(
+            f'<text x="{x}" y="{height + 14}" font-size="11" text-anchor="{anchor}" fill="#5b6474">'
+            f"{escape(points[i][0])}</text>"
+        )
     parts.append(f'<text x="{width}" y="11" font-size="11" text-anchor="end" fill="#5b6474">max {top}</text></svg>')
     return "".join(parts)
 
@@ -93,9 +103,11 @@ async def chart_block(request: Request, field: str, value: str, days: int = 30) 
     title = "Calls per day, last 30 days" if lang == "en" else "近 30 天每日调用"
     link = f"/pipeline_ops/usage_daily?{field}={escape(value)}"
     more = "Daily report" if lang == "en" else "每日报表"
-    return (f'<section class="panel usage-chart"><h2>{title} <small>({calls}, {amount.quantize(Decimal("0.01"))})'
-            f'</small></h2>{svg_bars([(d.day.isoformat(), n) for d, n, _ in totals])}'
-            f'<p><a href="{link}">{more}</a></p></section>')
+    return (
+        f'<section class="panel usage-chart"><h2>{title} <small>({calls}, {amount.quantize(Decimal("0.01"))})'
+        f"</small></h2>{svg_bars([(d.day.isoformat(), n) for d, n, _ in totals])}"
+        f'<p><a href="{link}">{more}</a></p></section>'
+    )
 
 
 async def pipeline_chart(request: Request, tv: Any, row: dict[str, Any]) -> str:
@@ -129,20 +141,41 @@ async def usage_daily(request: Request) -> Template:
     rows = []
     async with ctx.db.connect() as conn:
         for d in reversed(days_between(ctx.settings.business_timezone, first, last)):
-            stmt = (select(t.c.distributor_id, t.c.pipeline_id, func.count().label("calls"),
-                           func.sum(t.c.units).label("units"), func.sum(t.c.amount).label("amount"))
-                    .where(t.c.started_at >= d.start, t.c.started_at < d.end, t.c.status.in_(COUNTED),
-                           *[t.c[k] == v for k, v in filters.items() if v])
-                    .group_by(t.c.distributor_id, t.c.pipeline_id))
+            stmt = (
+                select(
+                    t.c.distributor_id,
+                    t.c.pipeline_id,
+                    func.count().label("calls"),
+                    func.sum(t.c.units).label("units"),
+                    func.sum(t.c.amount).label("amount"),
+                )
+                .where(
+                    t.c.started_at >= d.start,
+                    t.c.started_at < d.end,
+                    t.c.status.in_(COUNTED),
+                    *[t.c[k] == v for k, v in filters.items() if v],
+                )
+                .group_by(t.c.distributor_id, t.c.pipeline_id)
+            )
             rows += [(d.day, r) for r in (await conn.execute(stmt)).all()]
         names = {}
         for table, key in (("distributors", "distributor_id"), ("pipelines", "pipeline_id")):
             ids = {getattr(r, key) for _, r in rows if getattr(r, key)}
             if ids:
                 tt = ctx.catalog.tables[table].table
-                names.update({i: n for i, n in (await conn.execute(select(tt.c.id, tt.c.name).where(tt.c.id.in_(ids))))})
-    return render(request, "usage_daily.html", rows=rows, names=names, first=first, last=last, filters=filters,
-                  timezone=ctx.settings.business_timezone)
+                names.update(
+                    {i: n for i, n in (await conn.execute(select(tt.c.id, tt.c.name).where(tt.c.id.in_(ids))))}
+                )
+    return render(
+        request,
+        "usage_daily.html",
+        rows=rows,
+        names=names,
+        first=first,
+        last=last,
+        filters=filters,
+        timezone=ctx.settings.business_timezone,
+    )
 
 
 PAGES = [usage_daily]
