@@ -408,10 +408,13 @@ async def test_few_queries_per_request(env):
     await env.client.get("/static/app.css")
     assert app_q == [] and rbac_q == []  # anonymous, warm cache: no query at all
     await login(env.client, "admin", ADMIN_PW)
-    await env.client.get("/healthz")
+    await env.client.get("/me")
     app_q.clear(), rbac_q.clear()
-    await env.client.get("/healthz")
+    await env.client.get("/me")
     assert len(app_q) == 1 and rbac_q == []  # the session row; user, roles and grants cached
+    app_q.clear()
+    await env.client.get("/healthz")
+    assert app_q == []  # probes never read the session
 
 
 async def test_no_redirect_loop_before_paths_are_registered(db_url, rbac_url, tmp_path):
