@@ -8,6 +8,7 @@ from litestar.config.csrf import CSRFConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -20,7 +21,7 @@ from app.ui import LANG_COOKIE, LANGS, register_globals
 
 
 @get("/lang/{code:str}", include_in_schema=False)
-async def switch_language(request: Request, code: str) -> Redirect:
+async def switch_language(request: Request, code: FromPath[str]) -> Redirect:
     """Remember the UI language in a cookie and go back where the user was."""
     back = request.headers.get("referer") or "/"
     if not back.startswith(("/", str(request.base_url))):
@@ -37,7 +38,7 @@ def csrf_secret(settings: Settings) -> str:
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    from app import auth, crud_routes, health, home
+    from app import auth, crud_routes, dist_api, health, home, observability, rbac_admin
 
     settings = settings or load_settings()
     catalog = load_catalog(settings.build_dir)
@@ -49,14 +50,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     return Litestar(
         route_handlers=[
-            *health.handlers, *auth.handlers, *home.handlers, switch_language,
+            *health.handlers, *auth.handlers, *home.handlers, *rbac_admin.handlers, switch_language,
+            observability.metrics,
+            *dist_api.handlers,
             *crud_routes.handlers(catalog),
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],
         state=State({"ctx": ctx}),
-        on_startup=[ctx.start],
-        on_shutdown=[ctx.stop],
-        middleware=[auth.auth_middleware],
+        on_startup=[lambda: observability.configure_logging(settings.data_dir), ctx.start, dist_api.startup],
+        on_shutdown=[dist_api.shutdown, ctx.stop],
+        middleware=[observability.observability_middleware, auth.auth_middleware],
         csrf_config=CSRFConfig(secret=csrf_secret(settings), cookie_httponly=False, cookie_samesite="lax",
                                exclude=["/api/dist/"]),
         template_config=template_config,
