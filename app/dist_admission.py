@@ -16,7 +16,7 @@ Why it is built this way (docs: /work/shared/design/distributor-api.md):
   or clears `max_concurrency` while calls run: counting only while limited would leak slots (a
   call counted under a limit, finished after it was cleared) or free slots never taken.
 * Refused calls (429) leave no usage row, so a retry with the same request_id is admitted
-  normally later; they are tallied in-process by reason (`REJECTIONS`) for metrics.
+  normally later; they are counted by reason in the `pipeline_dist_calls_total` metric.
 * Idempotency is the unique (distributor_id, request_id) index: a repeat is answered from the
   first call's row; a racing twin loses on the index, rolls back (its counter increments with
   it) and is answered from the winner's row.
@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -48,13 +47,15 @@ import msgspec
 
 from app.config import Settings
 from app.crud import utcnow
+from app.observability import DIST_CALLS
 from app.ids import new_id
 from modules.pipeline_ops.pricing import Price, pick_price
 
 log = logging.getLogger("pipeline.dist")
 
-REJECTIONS: Counter[str] = Counter()
-"""Refusals of this process by reason (limit name, `unauthorized`, `not_found`): for metrics."""
+def tally(outcome: str, reason: str = "") -> None:
+    """Admissions and refusals by reason (limit name, `unauthorized`, `not_found`) for /metrics."""
+    DIST_CALLS.labels(outcome, reason).inc()
 
 # Which limit a 429 names when several are hit: the one that stays shut longest first.
 REPORT_ORDER = ("distributor.monthly", "link.monthly", "pipeline.monthly", "distributor.daily", "link.daily",
@@ -242,7 +243,7 @@ async def _admit_once(store: Store, settings: Settings, distributor_id: str, cod
         price = price_of(ctx, now)
         if price is None:
             log.warning("admission refused: pipeline %s has no price for distributor %s", code, distributor_id)
-            REJECTIONS["not_found"] += 1
+            tally("rejected", "not_found")
             raise DistError(404, "pipeline not found")
         pipeline_id = ctx["pipeline_id"]
         limits = limits_for(ctx, distributor_id, pipeline_id, settings.business_timezone, now)
@@ -262,6 +263,7 @@ async def _admit_once(store: Store, settings: Settings, distributor_id: str, cod
             raise DistError(503, "admission check disagreed; retry", code="busy")
         raise _refusal(hit, values[hit.counter_id])
     call = {**usage, "code": ctx["code"], "finished_at": None, "latency_ms": None}
+    tally("admitted")
     return Admitted(call, [lim.quota(values[lim.counter_id]) for lim in limits if lim.limit is not None], False)
 
 
@@ -269,11 +271,11 @@ def _check(ctx: dict | None, distributor_id: str, now: datetime) -> dict:
     """Distributor active (401), pipeline offered to it now (404). A request_id already used
     skips the offer checks: the call happened, its answer stands."""
     if ctx is None:
-        REJECTIONS["not_found"] += 1
+        tally("rejected", "not_found")
         raise DistError(404, "pipeline not found")
     if ctx["d_status"] != "active":
         log.info("distributor %s refused: status %s", distributor_id, ctx["d_status"])
-        REJECTIONS["unauthorized"] += 1
+        tally("rejected", "unauthorized")
         raise DistError(401, "invalid or missing API key")
     if ctx.get("call") is not None:
         return ctx
@@ -283,13 +285,13 @@ def _check(ctx: dict | None, distributor_id: str, now: datetime) -> dict:
         log.info("distributor %s: pipeline %s not offered (link %s enabled=%s, status %s, version %s)",
                  distributor_id, ctx["pipeline_id"], ctx.get("l_id"), ctx.get("l_enabled"), ctx["p_status"],
                  ctx["published_version"])
-        REJECTIONS["not_found"] += 1
+        tally("rejected", "not_found")
         raise DistError(404, "pipeline not found")
     return ctx
 
 
 def _refusal(limit: Limit, used: int) -> DistError:
-    REJECTIONS[limit.name] += 1
+    tally("rejected", limit.name)
     what = "concurrent calls" if limit.reset is None else "quota"
     return DistError(429, f"{limit.name} {what} exhausted ({limit.limit})", code="rate_limited", limit=limit,
                      used=used)

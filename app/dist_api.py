@@ -274,7 +274,7 @@ async def require_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     query string is refused outright: URLs end up in logs."""
     query = connection.scope.get("query_string")
     if query and any(part.partition(b"=")[0].lower() in QUERY_KEY_NAMES for part in query.split(b"&")):
-        adm.REJECTIONS["unauthorized"] += 1
+        adm.tally("rejected", "unauthorized")
         raise adm.DistError(401, "send the key in the Authorization header, never in the URL")
     scope = connection.scope
     key = _presented_key(scope)
@@ -303,7 +303,7 @@ async def require_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         return
     log.info("distributor API refused %s %s: %s key", connection.scope.get("method"), connection.scope["path"],
              reason)
-    adm.REJECTIONS["unauthorized"] += 1
+    adm.tally("rejected", "unauthorized")
     raise adm.DistError(401, "invalid or missing API key")
 
 
