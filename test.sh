@@ -10,4 +10,4 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
   echo "test.sh: installing Debian's chromium and a CJK font for the browser tests"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
 fi
-exec py3/bin/python -m pytest "$@"
+exec py3/bin/python -m pytest -n 2 "$@"

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,44 +22,13 @@ import httpx
 import pytest
 
 from conftest import make_database
-from live_server import BIN, Browserless, LiveServer, prepare, server_env
+from live_server import Browserless, LiveServer, prepare, server_env
 
 CALLERS = 240
 CONNECTIONS_PER_SERVER = 12
 DAILY = 50
 CONCURRENCY = 5
 API = "/api/dist/v1"
-
-
-def serve_command(port: int, workers: int = 1) -> list[str]:
-    """`pipeline-app serve`; while the CLI does not list it yet, the same argparse entry of app.serve."""
-    cli = subprocess.run([str(BIN / "pipeline-app"), "--help"], capture_output=True, text=True).stdout
-    args = ["serve", "--port", str(port), "--workers", str(workers)]
-    if "serve" in cli.partition("{")[2].partition("}")[0].split(","):
-        return [str(BIN / "pipeline-app"), *args]
-    return [sys.executable, "-c", "import argparse, sys; from app.serve import add_parser; "
-            "p = argparse.ArgumentParser(); add_parser(p.add_subparsers()); a = p.parse_args(); sys.exit(a.func(a))",
-            *args]
-
-
-class Server(LiveServer):
-    """LiveServer, started with `serve_command`."""
-
-    def __enter__(self) -> Server:
-        log = open(Path(self.env["PIPELINE_DATA"]) / f"server-{self.port}.log", "w")
-        self.proc = subprocess.Popen(serve_command(self.port, self.workers), env=self.env, stdout=log, stderr=log,
-                                     cwd=BIN.parent.parent)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {Path(log.name).read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not start")
 
 
 @pytest.fixture
@@ -163,7 +130,7 @@ async def test_two_servers_admit_exactly(mariadb_url, tmp_path):
         await asyncio.sleep(to_midnight + 1)
     env = server_env(mariadb_url, f"sqlite:///{tmp_path / 'rbac.db'}", tmp_path)
     prepare(env, {"admin": ("admin-Secret-123", "pipeline.admin")})
-    with Server(env) as one, Server(env) as two:
+    with LiveServer(env) as one, LiveServer(env) as two:
         key, pipeline_id, distributor_id = setup_offer(one)
         log: dict = {"windows": [], "calls": [], "refusals": {}}
         seen = {"counter": 0, "running": 0, "samples": 0}

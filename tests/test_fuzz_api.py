@@ -45,10 +45,12 @@ def test_fuzz_operator_and_distributor_apis(kind, tmp_path):
             assert p.status_code == 201
             cookies = "; ".join(f"{k}={v}" for k, v in op.http.cookies.items())
             out = run_schemathesis(srv.url, {"Cookie": cookies, "X-CSRFToken": op.csrf},
-                                   r"^/api/(pipeline_|system)", 45)
+                                   r"^/api/(pipeline_|system)", 30)
             cases = int(re.search(r"(\d+) generated", out).group(1))
-            assert cases > 1000, out[-2000:]
-            out = run_schemathesis(srv.url, {"Authorization": f"Bearer {key}"}, r"^/api/dist/", 20)
+            assert cases > 500, out[-2000:]
+            # the schema itself is for operators; the calls carry the key
+            out = run_schemathesis(srv.url, {"Cookie": cookies, "Authorization": f"Bearer {key}"},
+                                   r"^/api/dist/", 12)
             print(out[-1500:])
             # the fuzzing never logged the operator out or broke the app
             assert op.http.get("/readyz").status_code == 200
