@@ -41,6 +41,7 @@ log = logging.getLogger("pipeline.auth")
 SESSION_COOKIE = "pa_session"
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 PRINCIPAL_KEY = "principal"
+KEYED_PREFIX = "/api/dist/"  # key-authenticated API: the session cookie is never consulted
 ANONYMOUS_ROLES = frozenset({"any", "anonymous"})
 
 
@@ -110,6 +111,14 @@ class AuthMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         app = scope["litestar_app"]
+        if scope["path"].startswith(KEYED_PREFIX):
+            # The distributor API is key-authenticated (its own guard): no session cookie to parse
+            # here, but the path grant check still runs for the anonymous principal (default deny).
+            principal = await resolve_principal(app.state.ctx, None)
+            scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+            if principal.allows(scope["path"], scope.get("path_template")):
+                await next_app(scope, receive, send)
+                return
         request = app.request_class(scope, receive)
         # probes answer about the process and the databases, never about a (maybe unreachable) session
         token = None if scope["path"] in PROBES else request.cookies.get(SESSION_COOKIE)

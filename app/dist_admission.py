@@ -504,7 +504,7 @@ class RawTx:
         try:
             await self.cur.execute(_admit_sql(shape), args)
             (result,) = await self.cur.fetchone()
-            await self.cur.nextset()  # the statement's end: COMMIT done (or its error)
+            await self.cur.nextset()  # the statement's end (COMMIT ran before the answer SELECT)
         except Exception as exc:
             raise _classify(exc) from exc
         self.committed = True
@@ -530,7 +530,7 @@ class RawTx:
         try:
             await self.cur.execute(sql, args)
             (result,) = await self.cur.fetchone()
-            await self.cur.nextset()  # the statement's end: COMMIT done (or its error)
+            await self.cur.nextset()  # the statement's end (COMMIT ran before the answer SELECT)
         except Exception as exc:
             raise _classify(exc) from exc
         self.committed = True
@@ -560,17 +560,23 @@ def _admit_sql(limited: tuple[bool, ...]) -> str:
                      for i in range(len(limited)))
     full = " ".join(f"WHEN id = %(c{i})s AND used >= %(l{i})s THEN 1" for i, lim in enumerate(limited) if lim)
     ok = f"SUM(CASE {full} ELSE 0 END) = 0" if full else "1"
+    # The usage row goes in first, before any counter is locked: the counters are the rows every
+    # call of a pipeline/distributor shares, so they are held only for lock-check-increment-COMMIT.
+    # A refusal rolls the row back (refused calls leave none); a twin request_id fails on the
+    # unique index here, before it locks anything.
     return f"""BEGIN NOT ATOMIC
 DECLARE ok BOOLEAN; DECLARE counted LONGTEXT;
+INSERT INTO pipeline_usage_log ({', '.join(USAGE_INSERT_COLUMNS)})
+VALUES ({', '.join(f"%(u_{c})s" for c in USAGE_INSERT_COLUMNS)});
 INSERT INTO quota_counters (id, scope, period, used, updated_at) VALUES {rows} ON DUPLICATE KEY UPDATE used = used;
 SELECT {ok}, JSON_OBJECTAGG(id, used) INTO ok, counted FROM quota_counters WHERE id IN ({ids});
 IF ok THEN
   UPDATE quota_counters SET used = used + 1, updated_at = %(now)s WHERE id IN ({ids});
-  INSERT INTO pipeline_usage_log ({', '.join(USAGE_INSERT_COLUMNS)})
-  VALUES ({', '.join(f"%(u_{c})s" for c in USAGE_INSERT_COLUMNS)});
+  COMMIT;
+ELSE
+  ROLLBACK;
 END IF;
 SELECT JSON_OBJECT('ok', ok = 1, 'used', JSON_EXTRACT(counted, '$'));
-COMMIT;
 END"""
 
 
@@ -583,19 +589,22 @@ def _settle_sql(units: bool, amount: bool, error: bool) -> str:
     the call as it now is."""
     sets = ", ".join(["status = %(status)s"] + [f"{name} = %({name})s" for name, given in
                                                 (("units", units), ("amount", amount), ("error", error)) if given])
+    # The answer is read before the (shared, hot) concurrency counters are locked, so they are
+    # held only for their UPDATE and the COMMIT.
     return f"""BEGIN NOT ATOMIC
-DECLARE settled INT;
+DECLARE settled INT; DECLARE answer LONGTEXT;
 SET @pa_pipe = (SELECT pipeline_id FROM pipeline_usage_log WHERE id = %(call)s AND distributor_id = %(dist)s);
 UPDATE pipeline_usage_log SET {sets}, finished_at = %(now)s,
   latency_ms = GREATEST(0, TIMESTAMPDIFF(MICROSECOND, started_at, %(now)s) DIV 1000), updated_at = %(now)s
   WHERE id = %(call)s AND distributor_id = %(dist)s AND status = 'running';
 SET settled = ROW_COUNT();
+SET answer = ({_MY_CALL_NAMED});
 IF settled = 1 THEN
   UPDATE quota_counters SET used = used - 1, updated_at = %(now)s
   WHERE id IN (%(slot)s, CONCAT('pipe:', @pa_pipe, '|C')) AND used > 0;
 END IF;
-SELECT JSON_OBJECT('settled', settled = 1, 'call', ({_MY_CALL_NAMED}));
 COMMIT;
+SELECT JSON_OBJECT('settled', settled = 1, 'call', JSON_EXTRACT(answer, '$'));
 END"""
 
 

@@ -19,12 +19,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from litestar import Litestar, Request, Response, Router, get, post
+from litestar import Litestar, MediaType, Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Parameter
+import msgspec
 from msgspec import Meta, Struct
 from sqlalchemy import and_, case, func, literal, select
 
@@ -347,6 +348,9 @@ def call_out(call: dict[str, Any], quotas: list[dict[str, Any]] | None = None) -
                    quotas=None if quotas is None else [QuotaOut(**q) for q in quotas])
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -370,17 +374,20 @@ async def admit_call(request: Request, code: str, data: AdmitIn) -> Response[Cal
         q = min(tight, key=lambda q: q["remaining"])
         headers |= {f"{p}RateLimit-{k}": str(v) for p in ("", "X-")
                     for k, v in (("Limit", q["max"]), ("Remaining", q["remaining"]), ("Reset", q["reset"]))}
-    return Response(call_out(result.call, result.quotas), status_code=200 if result.replayed else 201, headers=headers)
+    # Encoded here (msgspec, no enc_hook: every field is a str/int/None already), so Litestar sends
+    # the bytes as they are instead of running its serializer on the Struct.
+    return Response(_encode(call_out(result.call, result.quotas)), status_code=200 if result.replayed else 201,
+                    headers=headers, media_type=MediaType.JSON)
 
 
 @post("/calls/{call_id:str}/finish", status_code=200, operation_id="dist_finish_call", summary="Finish a call",
       description="Settles the amount (units may change here) and frees the concurrency slot, exactly once. "
                   "Finishing again, or after the lease expired the call, returns the settled call.",
       responses=_errors(400, 401, 404))
-async def finish_call(request: Request, call_id: str, data: FinishIn) -> CallOut:
+async def finish_call(request: Request, call_id: str, data: FinishIn) -> Response[CallOut]:
     call = await adm.finish(state_of(request).store, distributor_id=distributor_of(request), call_id=call_id,
                             status=data.status, units=data.units)
-    return call_out(call)
+    return Response(_encode(call_out(call)), media_type=MediaType.JSON)
 
 
 async def _offered(ctx: AppContext, distributor_id: str, code: str | None = None) -> list[PipelineOut]:
