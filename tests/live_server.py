@@ -109,3 +109,29 @@ class Browserless:
 
 if __name__ == "__main__":
     sys.exit("import me from tests")
+
+
+def create_offer(op: Browserless, code: str, *, unit_price: str = "0.5", capacity: dict | None = None,
+                 distributor: dict | None = None, link: dict | None = None) -> tuple[str, str, str]:
+    """What an operator does before a distributor can call: a published, priced pipeline (with an
+    optional capacity row), a distributor, the link, a key — all through the operator API.
+    Returns (key, pipeline id, distributor id)."""
+
+    def make(path: str, body: dict) -> dict:
+        r = op.api("POST", path, json=body)
+        assert r.status_code in (200, 201), (path, r.status_code, r.text)
+        return r.json()
+
+    p = make("/api/pipeline_core/pipelines", {"code": code, "name": code.title(), "status": "active"})
+    make("/api/pipeline_core/pipeline_steps",
+         {"pipeline_id": p["id"], "seq": 1, "name": "s1", "step_type": "transform"})
+    make("/api/pipeline_ops/pipeline_pricing", {"pipeline_id": p["id"], "billing_unit": "call", "price_mode": "unit",
+                                                "unit_price": unit_price, "effective_from": "2020-01-01 00:00:00"})
+    make(f"/api/pipeline_core/pipelines/{p['id']}/publish", {})
+    if capacity is not None:
+        make("/api/pipeline_ops/pipeline_capacity", {"pipeline_id": p["id"], "status": "active", **capacity})
+    d = make("/api/pipeline_dist/distributors", {"name": f"{code}-dist", "status": "active", **(distributor or {})})
+    make("/api/pipeline_dist/distributor_pipeline",
+         {"distributor_id": d["id"], "pipeline_id": p["id"], "enabled": "1", **(link or {})})
+    key = make(f"/api/pipeline_dist/distributors/{d['id']}/generate_key", {})["api_key"]
+    return key, p["id"], d["id"]

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from conftest import make_database
-from live_server import Browserless, LiveServer, prepare, server_env
+from live_server import Browserless, LiveServer, create_offer, prepare, server_env
 
 CALLERS = 240
 CONNECTIONS_PER_SERVER = 12
@@ -39,28 +39,10 @@ def mariadb_url(tmp_path: Path):
 
 
 def setup_offer(server: LiveServer) -> tuple[str, str, str]:
-    """Pipeline (published, priced, capacity 50/day and 5 at once), distributor, link, key — through
-    the operator API, as an operator would. Returns (key, pipeline id, distributor id)."""
+    """Pipeline (published, priced, capacity 50/day and 5 at once), distributor, link, key."""
     op = Browserless(server.url)
     assert op.login("admin", "admin-Secret-123").status_code == 303
-
-    def make(path: str, body: dict) -> dict:
-        r = op.api("POST", path, json=body)
-        assert r.status_code in (200, 201), (path, r.status_code, r.text)
-        return r.json()
-
-    p = make("/api/pipeline_core/pipelines", {"code": "burst", "name": "Burst", "status": "active"})
-    make("/api/pipeline_core/pipeline_steps",
-         {"pipeline_id": p["id"], "seq": 1, "name": "s1", "step_type": "transform"})
-    make("/api/pipeline_ops/pipeline_pricing", {"pipeline_id": p["id"], "billing_unit": "call", "price_mode": "unit",
-                                                "unit_price": "0.5", "effective_from": "2020-01-01 00:00:00"})
-    make(f"/api/pipeline_core/pipelines/{p['id']}/publish", {})
-    make("/api/pipeline_ops/pipeline_capacity", {"pipeline_id": p["id"], "daily_quota": DAILY,
-                                                 "max_concurrency": CONCURRENCY, "status": "active"})
-    d = make("/api/pipeline_dist/distributors", {"name": "burst-dist", "status": "active"})
-    make("/api/pipeline_dist/distributor_pipeline", {"distributor_id": d["id"], "pipeline_id": p["id"], "enabled": "1"})
-    key = make(f"/api/pipeline_dist/distributors/{d['id']}/generate_key", {})["api_key"]
-    return key, p["id"], d["id"]
+    return create_offer(op, "burst", capacity={"daily_quota": DAILY, "max_concurrency": CONCURRENCY})
 
 
 async def caller(client: httpx.AsyncClient, key: str, log: dict) -> None:

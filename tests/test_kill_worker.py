@@ -32,7 +32,7 @@ import httpx
 import pytest
 
 from conftest import make_database
-from live_server import Browserless, LiveServer, prepare, server_env
+from live_server import Browserless, LiveServer, create_offer, prepare, server_env
 
 API = "/api/dist/v1"
 CONCURRENCY = 3
@@ -67,27 +67,11 @@ def query(url: str, sql: str, args: tuple = ()) -> list[tuple]:
 
 
 def setup_offer(url: str) -> tuple[str, str, str]:
-    """Through the operator API: a published, priced pipeline (no capacity row), a distributor
-    limited to CONCURRENCY calls at once, the link, a key. Returns (key, pipeline id, distributor id)."""
+    """A published, priced pipeline (no capacity row), a distributor limited to CONCURRENCY calls
+    at once, the link, a key. Returns (key, pipeline id, distributor id)."""
     op = Browserless(url)
     assert op.login("admin", "admin-Secret-123").status_code == 303
-
-    def make(path: str, body: dict) -> dict:
-        r = op.api("POST", path, json=body)
-        assert r.status_code in (200, 201), (path, r.status_code, r.text)
-        return r.json()
-
-    p = make("/api/pipeline_core/pipelines", {"code": "kill", "name": "Kill", "status": "active"})
-    make("/api/pipeline_core/pipeline_steps",
-         {"pipeline_id": p["id"], "seq": 1, "name": "s1", "step_type": "transform"})
-    make("/api/pipeline_ops/pipeline_pricing", {"pipeline_id": p["id"], "billing_unit": "call", "price_mode": "unit",
-                                                "unit_price": "0.5", "effective_from": "2020-01-01 00:00:00"})
-    make(f"/api/pipeline_core/pipelines/{p['id']}/publish", {})
-    d = make("/api/pipeline_dist/distributors", {"name": "kill-dist", "status": "active",
-                                                 "max_concurrency": CONCURRENCY, "daily_quota": 100000})
-    make("/api/pipeline_dist/distributor_pipeline", {"distributor_id": d["id"], "pipeline_id": p["id"], "enabled": "1"})
-    key = make(f"/api/pipeline_dist/distributors/{d['id']}/generate_key", {})["api_key"]
-    return key, p["id"], d["id"]
+    return create_offer(op, "kill", distributor={"max_concurrency": CONCURRENCY, "daily_quota": 100000})
 
 
 def assert_counters_match_usage(url: str, pipeline_id: str, distributor_id: str) -> dict[str, int]:
