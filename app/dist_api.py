@@ -24,7 +24,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 import msgspec
 from msgspec import Meta, Struct
 from sqlalchemy import and_, case, func, literal, select
@@ -363,7 +363,7 @@ def client_ip(request: Request) -> str | None:
                   "(200, header Idempotent-Replayed: true), never a second charge.",
       responses={200: ResponseSpec(CallOut, description="A repeat of an admitted request_id: the first answer."),
                  **_errors(400, 401, 404, 409, 429)})
-async def admit_call(request: Request, code: str, data: AdmitIn) -> Response[CallOut]:
+async def admit_call(request: Request, code: FromPath[str], data: JSONBody[AdmitIn]) -> Response[CallOut]:
     result = await adm.admit(state_of(request).store, request.app.state.ctx.settings,
                              distributor_id=distributor_of(request), code=code, request_id=data.request_id,
                              units=data.units,
@@ -384,7 +384,7 @@ async def admit_call(request: Request, code: str, data: AdmitIn) -> Response[Cal
       description="Settles the amount (units may change here) and frees the concurrency slot, exactly once. "
                   "Finishing again, or after the lease expired the call, returns the settled call.",
       responses=_errors(400, 401, 404))
-async def finish_call(request: Request, call_id: str, data: FinishIn) -> Response[CallOut]:
+async def finish_call(request: Request, call_id: FromPath[str], data: JSONBody[FinishIn]) -> Response[CallOut]:
     call = await adm.finish(state_of(request).store, distributor_id=distributor_of(request), call_id=call_id,
                             status=data.status, units=data.units)
     return Response(_encode(call_out(call)), media_type=MediaType.JSON)
@@ -430,7 +430,7 @@ async def list_pipelines(request: Request) -> list[PipelineOut]:
 
 @get("/pipelines/{code:str}", operation_id="dist_get_pipeline", summary="One offered pipeline with its steps",
      description="The published version's steps (never the draft).", responses=_errors(401, 404))
-async def get_pipeline(request: Request, code: str) -> PipelineOut:
+async def get_pipeline(request: Request, code: FromPath[str]) -> PipelineOut:
     import json
 
     ctx: AppContext = request.app.state.ctx
@@ -452,9 +452,9 @@ async def get_pipeline(request: Request, code: str) -> PipelineOut:
      description=f"Dates are business days (YYYY-MM-DD, both ends included; default the last 7 days, at most "
                  f"{MAX_USAGE_DAYS}).", responses=_errors(400, 401))
 async def usage(request: Request,
-                date_from: Annotated[date | None, Parameter(query="from", description="First day")] = None,
-                date_to: Annotated[date | None, Parameter(query="to", description="Last day")] = None,
-                pipeline: Annotated[str | None, Parameter(description="Pipeline code")] = None) -> UsageOut:
+                date_from: Annotated[date | None, QueryParameter(name="from", description="First day")] = None,
+                date_to: Annotated[date | None, QueryParameter(name="to", description="Last day")] = None,
+                pipeline: Annotated[str | None, QueryParameter(description="Pipeline code")] = None) -> UsageOut:
     ctx: AppContext = request.app.state.ctx
     tz_name = ctx.settings.business_timezone
     today = datetime.now(UTC).astimezone(adm.zone(tz_name)).date()
@@ -535,7 +535,7 @@ async def quota(request: Request) -> QuotaReport:
 
 
 @post("/api/dist/bench/floor/{code:str}", include_in_schema=False, status_code=200)
-async def bench_floor(request: Request, code: str) -> Response:
+async def bench_floor(request: Request, code: FromPath[str]) -> Response:
     """Benchmark floor (mounted only with PIPELINE_BENCH=1, see bench/README.md): the least a
     request of this app that writes can cost: same app, middleware and worker, one indexed SELECT
     and one INSERT in a transaction on the raw aiomysql pool, no key, no body."""
