@@ -501,16 +501,20 @@ class RawTx:
             value = usage[c]
             args["u_" + c] = _stamp(value) if isinstance(value, datetime) else value
         shape = tuple(lim.limit is not None for lim in limits)
+        result = await self._compound(_admit_sql(shape), args)
+        before = {k: int(v) for k, v in result["used"].items()}
+        return (True, {k: v + 1 for k, v in before.items()}) if result["ok"] is True else (False, before)
+
+    async def _compound(self, sql: str, args: dict[str, Any]) -> dict:
+        """Run one self-committing compound statement and decode the JSON answer it SELECTs."""
         try:
-            await self.cur.execute(_admit_sql(shape), args)
+            await self.cur.execute(sql, args)
             (result,) = await self.cur.fetchone()
             await self.cur.nextset()  # the statement's end (COMMIT ran before the answer SELECT)
         except Exception as exc:
             raise _classify(exc) from exc
         self.committed = True
-        result = _decode(result)
-        before = {k: int(v) for k, v in result["used"].items()}
-        return (True, {k: v + 1 for k, v in before.items()}) if result["ok"] is True else (False, before)
+        return _decode(result)
 
     async def counters(self, ids: list[str]) -> dict[str, int]:
         await self.cur.execute(f"SELECT id, used FROM quota_counters WHERE id IN ({', '.join(['%s'] * len(ids))})",
@@ -526,15 +530,7 @@ class RawTx:
         stamp = _stamp(now)
         args = {"call": call_id, "dist": distributor_id, "status": status, "units": units, "amount": amount,
                 "error": error, "now": stamp, "slot": f"dist:{distributor_id}|C"}
-        sql = _settle_sql(units is not None, amount is not None, error is not None)
-        try:
-            await self.cur.execute(sql, args)
-            (result,) = await self.cur.fetchone()
-            await self.cur.nextset()  # the statement's end (COMMIT ran before the answer SELECT)
-        except Exception as exc:
-            raise _classify(exc) from exc
-        self.committed = True
-        result = _decode(result)
+        result = await self._compound(_settle_sql(units is not None, amount is not None, error is not None), args)
         call = result["call"]
         if call is not None:
             _parse_times(call, CALL_TIMES)

@@ -25,6 +25,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from live_server import Browserless, create_offer  # noqa: E402
 BIN = ROOT / "py3" / "bin"
 HERE = Path(__file__).resolve().parent
 PASSWORD = "bench-Secret-123"
@@ -57,31 +60,13 @@ def free_port() -> int:
 
 def setup_offer(url: str) -> str:
     """One pipeline with limits set (so every counter kind is exercised), a distributor, a key."""
-    http = httpx.Client(base_url=url, timeout=30)
-    http.get("/login")
-    r = http.post("/login", data={"username": "admin", "password": PASSWORD,
-                                  "_csrf_token": http.cookies.get("csrftoken", "")})
-    assert r.status_code == 303, r.text
-
-    def make(path: str, body: dict) -> dict:
-        r = http.post(path, json=body, headers={"x-csrftoken": http.cookies.get("csrftoken", "")})
-        assert r.status_code in (200, 201), (path, r.status_code, r.text)
-        return r.json()
-
+    op = Browserless(url)
+    assert op.login("admin", PASSWORD).status_code == 303
     big = 10**12
-    p = make("/api/pipeline_core/pipelines", {"code": "bench", "name": "Bench", "status": "active"})
-    make("/api/pipeline_core/pipeline_steps",
-         {"pipeline_id": p["id"], "seq": 1, "name": "s1", "step_type": "transform"})
-    make("/api/pipeline_ops/pipeline_pricing", {"pipeline_id": p["id"], "billing_unit": "call", "price_mode": "unit",
-                                                "unit_price": "0.02", "effective_from": "2020-01-01 00:00:00"})
-    make(f"/api/pipeline_core/pipelines/{p['id']}/publish", {})
-    make("/api/pipeline_ops/pipeline_capacity", {"pipeline_id": p["id"], "daily_quota": big, "monthly_quota": big,
-                                                 "max_concurrency": 100000, "status": "active"})
-    d = make("/api/pipeline_dist/distributors", {"name": "bench", "status": "active", "daily_quota": big,
-                                                 "max_concurrency": 100000})
-    make("/api/pipeline_dist/distributor_pipeline", {"distributor_id": d["id"], "pipeline_id": p["id"], "enabled": "1",
-                                                     "daily_quota": big})
-    return make(f"/api/pipeline_dist/distributors/{d['id']}/generate_key", {})["api_key"]
+    key, _, _ = create_offer(op, "bench", unit_price="0.02",
+                             capacity={"daily_quota": big, "monthly_quota": big, "max_concurrency": 100000},
+                             distributor={"daily_quota": big, "max_concurrency": 100000}, link={"daily_quota": big})
+    return key
 
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
