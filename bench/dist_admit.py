@@ -92,9 +92,25 @@ def children(pid: int) -> list[int]:
     return kids + [g for k in kids for g in children(k)]
 
 
+def db_pid() -> int | None:
+    """The local MariaDB server, if it runs on this machine (its CPU is part of every request)."""
+    for name in ("mariadbd", "mysqld"):
+        r = subprocess.run(["pidof", name], capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout.split():
+            return int(r.stdout.split()[0])
+    return None
+
+
+def busy_seconds() -> float:
+    """CPU seconds all cores spent busy (not idle/iowait) so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(url: str, script: str, args: list[str], seconds: int, connections: int, threads: int,
         server_pid: int) -> dict:
-    cpu = cpu_seconds(server_pid)
+    db = db_pid()
+    cpu, db_cpu, busy = cpu_seconds(server_pid), cpu_seconds(db) if db else 0.0, busy_seconds()
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
                           str(HERE / script), url, "--", *args], capture_output=True, text=True).stdout
 
@@ -106,8 +122,11 @@ def wrk(url: str, script: str, args: list[str], seconds: int, connections: int, 
     reqs = re.search(r"Requests/sec:\s+([\d.]+)", out)
     done = re.search(r"(\d+) requests in", out)
     cpu = cpu_seconds(server_pid) - cpu
+    db_cpu = (cpu_seconds(db) if db else 0.0) - db_cpu
+    busy = busy_seconds() - busy
+    n = max(1, int(done.group(1)) if done else 1)
     return {"rps": float(reqs.group(1)) if reqs else 0.0, "p50": latency("50"), "p99": latency("99"),
-            "seconds": seconds, "cpu_ms": 1000 * cpu / max(1, int(done.group(1)) if done else 1),
+            "seconds": seconds, "cpu_ms": 1000 * cpu / n, "db_ms": 1000 * db_cpu / n, "busy_ms": 1000 * busy / n,
             **{k: int(v) for k, v in result.items()}, "raw": out}
 
 
@@ -175,9 +194,10 @@ def main() -> int:
             reals.append(real(opts.duration, f"r{i}-{secrets.token_hex(3)}"))
             f, r = floors[-1], reals[-1]
             print(f"round {i + 1}: floor {f['rps']:6.0f} req/s (p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms, "
-                  f"server CPU {f['cpu_ms']:.2f} ms/req) | admit+finish {r['rps']:6.0f} req/s = "
+                  f"server CPU {f['cpu_ms']:.2f} ms/req, db {f['db_ms']:.2f}, all {f['busy_ms']:.2f}) | admit+finish {r['rps']:6.0f} req/s = "
                   f"{r.get('admits', 0) / r['seconds']:5.0f} admissions/s (p50 {r['p50']:.1f} ms, "
-                  f"p99 {r['p99']:.1f} ms, server CPU {r['cpu_ms']:.2f} ms/req)", flush=True)
+                  f"p99 {r['p99']:.1f} ms, server CPU {r['cpu_ms']:.2f} ms/req, db {r['db_ms']:.2f}, all {r['busy_ms']:.2f})",
+                  flush=True)
             for run in (f, r):
                 if run.get("failed") or "RESULT" not in run["raw"]:
                     print(run["raw"], file=sys.stderr)
