@@ -7,6 +7,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app import table_versions
+
 # What a user writes → the async driver we run it on.
 ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -43,6 +45,7 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(full, connect_args={"timeout": 30}, **kwargs)
+        table_versions.watch(engine)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
@@ -55,4 +58,6 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 1800)
-    return create_async_engine(full, **kwargs)
+    engine = create_async_engine(full, **kwargs)
+    table_versions.watch(engine)
+    return engine

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from time import monotonic as time_monotonic
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -182,13 +183,18 @@ def link_in_period(ctx: Mapping[str, Any], at: datetime) -> bool:
 class Tx(Protocol):
     """The statements of one transaction (`RawTx`, `SqlaTx`). `admit` and `settle` commit."""
 
-    async def context(self, distributor_id: str, code: str, request_id: str, now: datetime) -> dict | None:
+    async def context(self, distributor_id: str, code: str, request_id: str, now: datetime,
+                      cached: bool = False) -> dict | None:
         """Distributor, pipeline, link, capacity, list prices now (`prices`) and the call already
-        made with this request_id (`call`), or None when no pipeline has this code."""
+        made with this request_id (`call`), or None when no pipeline has this code. `cached`: a
+        store may answer from its cache, without `call` and with `cached` set (see `admit`)."""
 
-    async def admit(self, limits: list[Limit], usage: dict[str, Any], now: datetime) -> tuple[bool, dict[str, int]]:
+    async def admit(self, limits: list[Limit], usage: dict[str, Any], now: datetime,
+                    version: int | None = None) -> tuple[bool | None, dict[str, int]]:
         """Lock the counters, check them, increment them and insert the call only if all pass.
-        → (admitted, counter values: after the increment if admitted, else before)."""
+        → (admitted, counter values: after the increment if admitted, else before). A store that
+        caches contexts checks `version` (the context's `table_versions` counter) in the same
+        transaction and answers (None, {}) when it moved: nothing written, the context is stale."""
 
     async def counters(self, ids: list[str]) -> dict[str, int]: ...
 
@@ -235,63 +241,97 @@ async def admit(store: Store, settings: Settings, *, distributor_id: str, code: 
 
 async def _admit_once(store: Store, settings: Settings, distributor_id: str, code: str, request_id: str,
                       units: int, client_ip: str | None) -> Admitted:
-    now = utcnow()
-    async with store.transaction() as tx:
-        ctx = _check(await tx.context(distributor_id, code, request_id, now), distributor_id, now)
-        if ctx.get("call") is not None:
-            return await _answer_replay(tx, settings, ctx, distributor_id, now)
-        price = price_of(ctx, now)
-        if price is None:
-            log.warning("admission refused: pipeline %s has no price for distributor %s", code, distributor_id)
-            tally("rejected", "not_found")
-            raise DistError(404, "pipeline not found")
-        pipeline_id = ctx["pipeline_id"]
-        limits = limits_for(ctx, distributor_id, pipeline_id, settings.business_timezone, now)
-        closed = [lim for lim in limits if lim.limit == 0]
-        if closed:
-            raise _refusal(min(closed, key=lambda lim: REPORT_ORDER.index(lim.name)), 0)
-        usage = {"id": new_id(), "pipeline_id": pipeline_id, "version_no": ctx["published_version"],
-                 "distributor_id": distributor_id, "request_id": request_id, "units": units,
-                 "unit_price": price.unit_price, "amount": price.amount(units), "currency": price.currency,
-                 "status": "running", "started_at": now,
-                 "lease_expires_at": now + timedelta(minutes=settings.call_lease_minutes),
-                 "client_ip": client_ip, "created_at": now, "updated_at": now}
-        admitted, values = await tx.admit(limits, usage, now)
+    """One admission. The context may come from the worker's cache (`cached` set): the admission's
+    transaction then checks the cache is current (a stale one is reloaded and the call decided
+    again), and a refusal is only ever decided on a freshly read context."""
+    fresh = False
+    for _ in range(RETRIES):
+        now = utcnow()
+        async with store.transaction() as tx:
+            ctx = await tx.context(distributor_id, code, request_id, now, cached=not fresh)
+            refusal = _offer_refusal(ctx, distributor_id, now)
+            if refusal is None and ctx.get("call") is not None:
+                return await _answer_replay(tx, settings, ctx, distributor_id, now)
+            price = price_of(ctx, now) if refusal is None else None
+            if refusal is None and price is None:
+                refusal = DistError(404, "pipeline not found"), "not_found", (
+                    logging.WARNING, "admission refused: pipeline %s has no price for distributor %s", code,
+                    distributor_id)
+            limits: list[Limit] = []
+            if refusal is None:
+                limits = limits_for(ctx, distributor_id, ctx["pipeline_id"], settings.business_timezone, now)
+                closed = [lim for lim in limits if lim.limit == 0]
+                if closed:
+                    hit = min(closed, key=lambda lim: REPORT_ORDER.index(lim.name))
+                    refusal = _refusal(hit, 0), hit.name, None
+            if refusal is not None:
+                if ctx is not None and ctx.get("cached"):
+                    fresh = True
+                    continue
+                raise _refused(*refusal)
+            usage = {"id": new_id(), "pipeline_id": ctx["pipeline_id"], "version_no": ctx["published_version"],
+                     "distributor_id": distributor_id, "request_id": request_id, "units": units,
+                     "unit_price": price.unit_price, "amount": price.amount(units), "currency": price.currency,
+                     "status": "running", "started_at": now,
+                     "lease_expires_at": now + timedelta(minutes=settings.call_lease_minutes),
+                     "client_ip": client_ip, "created_at": now, "updated_at": now}
+            admitted, values = await tx.admit(limits, usage, now, ctx.get("version"))
+        if admitted is None:  # the cached context was stale: read it again and decide again
+            fresh = True
+            continue
+        break
+    else:
+        raise Retryable("the pipeline's settings kept changing during the admission")
     if not admitted:
         hit = hit_limit(limits, values)
         if hit is None:  # cannot happen: the check and this test read the same locked values
             raise DistError(503, "admission check disagreed; retry", code="busy")
-        raise _refusal(hit, values[hit.counter_id])
+        raise _refused(_refusal(hit, values[hit.counter_id]), hit.name, None)
     call = {**usage, "code": ctx["code"], "finished_at": None, "latency_ms": None}
     tally("admitted")
     return Admitted(call, [lim.quota(values[lim.counter_id]) for lim in limits if lim.limit is not None], False)
 
 
-def _check(ctx: dict | None, distributor_id: str, now: datetime) -> dict:
+Refusal = tuple[DistError, str, tuple | None]  # the error, its metric reason, (log level, format, *args)
+
+
+def _refused(error: DistError, reason: str, logged: tuple | None) -> DistError:
+    """Count (and log) a refusal once it is final."""
+    if logged is not None:
+        log.log(*logged)
+    tally("rejected", reason)
+    return error
+
+
+def _offer_refusal(ctx: dict | None, distributor_id: str, now: datetime) -> Refusal | None:
     """Distributor active (401), pipeline offered to it now (404). A request_id already used
     skips the offer checks: the call happened, its answer stands."""
     if ctx is None:
-        tally("rejected", "not_found")
-        raise DistError(404, "pipeline not found")
+        return DistError(404, "pipeline not found"), "not_found", None
     if ctx["d_status"] != "active":
-        log.info("distributor %s refused: status %s", distributor_id, ctx["d_status"])
-        tally("rejected", "unauthorized")
-        raise DistError(401, "invalid or missing API key")
+        return (DistError(401, "invalid or missing API key"), "unauthorized",
+                (logging.INFO, "distributor %s refused: status %s", distributor_id, ctx["d_status"]))
     if ctx.get("call") is not None:
-        return ctx
+        return None
     offered = (ctx.get("l_id") is not None and str(ctx["l_enabled"]) == "1" and link_in_period(ctx, now)
                and ctx["p_status"] == "active" and ctx["published_version"] is not None)
     if not offered:
-        log.info("distributor %s: pipeline %s not offered (link %s enabled=%s, status %s, version %s)",
-                 distributor_id, ctx["pipeline_id"], ctx.get("l_id"), ctx.get("l_enabled"), ctx["p_status"],
-                 ctx["published_version"])
-        tally("rejected", "not_found")
-        raise DistError(404, "pipeline not found")
+        return DistError(404, "pipeline not found"), "not_found", (
+            logging.INFO, "distributor %s: pipeline %s not offered (link %s enabled=%s, status %s, version %s)",
+            distributor_id, ctx["pipeline_id"], ctx.get("l_id"), ctx.get("l_enabled"), ctx["p_status"],
+            ctx["published_version"])
+    return None
+
+
+def _check(ctx: dict | None, distributor_id: str, now: datetime) -> dict:
+    """`_offer_refusal` on a freshly read context, raised."""
+    refusal = _offer_refusal(ctx, distributor_id, now)
+    if refusal is not None:
+        raise _refused(*refusal)
     return ctx
 
 
 def _refusal(limit: Limit, used: int) -> DistError:
-    tally("rejected", limit.name)
     what = "concurrent calls" if limit.reset is None else "quota"
     return DistError(429, f"{limit.name} {what} exhausted ({limit.limit})", code="rate_limited", limit=limit,
                      used=used)
@@ -426,6 +466,7 @@ MY_CONTEXT = "SELECT " + _json([
     ("d_conc", "d.max_concurrency"), *_LINK_PAIRS, ("l_daily", "l.daily_quota"), ("l_monthly", "l.monthly_quota"),
     ("c_status", "c.status"), ("c_daily", "c.daily_quota"), ("c_monthly", "c.monthly_quota"),
     ("c_conc", "c.max_concurrency"), ("prices", _PRICES_JSON.format(pipe="p.id", at="%(now)s")),
+    ("version", "(SELECT version FROM table_versions WHERE name = 'dist_context')"),
     ("call", f"(SELECT {_CALL_JSON} FROM pipeline_usage_log u JOIN pipelines p ON p.id = u.pipeline_id "
              "WHERE u.distributor_id = d.id AND u.request_id = %(request_id)s)"),
 ]) + """
@@ -449,6 +490,8 @@ MY_EXPIRED = ("SELECT id, distributor_id FROM pipeline_usage_log "
 USAGE_INSERT_COLUMNS = ("id", "pipeline_id", "version_no", "distributor_id", "request_id", "units", "unit_price",
                         "amount", "currency", "status", "started_at", "lease_expires_at", "client_ip", "created_at",
                         "updated_at")
+USAGE_VALUES = ("id", "pipeline_id", "version_no", "distributor_id", "request_id", "units", "unit_price", "amount",
+                "currency", "lease_expires_at", "client_ip")  # status, started_at, created_at, updated_at: fixed
 ER_DUP_ENTRY, ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK = 1062, 1205, 1213
 _decode = msgspec.json.Decoder(float_hook=Decimal).decode  # exact decimals from JSON numbers
 
@@ -473,11 +516,33 @@ def _from_json(text: str | bytes | None) -> dict | None:
     return row
 
 
+class ContextCache:
+    """Admission contexts per (distributor, pipeline code), in one worker, for `ttl` seconds at most.
+    Why it may cache at all: each admission checks the context's `table_versions` counter in its
+    own transaction (see `app.table_versions`), so an app-made change is seen by the next call on
+    every worker; the TTL bounds changes made behind the app's back (plain SQL)."""
+
+    def __init__(self, ttl: float = 3.0, size: int = 10_000):
+        self.ttl, self.size = ttl, size
+        self.entries: dict[tuple[str, str], tuple[float, dict]] = {}  # key → (loaded at, context)
+
+    def get(self, key: tuple[str, str]) -> dict | None:
+        hit = self.entries.get(key)
+        if hit is None or hit[0] + self.ttl < time_monotonic():
+            return None
+        return {**hit[1], "cached": True}
+
+    def put(self, key: tuple[str, str], ctx: dict) -> None:
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        self.entries[key] = (time_monotonic(), {**ctx, "call": None})
+
+
 class RawTx:
     """One MariaDB transaction on a raw aiomysql connection (autocommit off, READ COMMITTED)."""
 
-    def __init__(self, cur: Any):
-        self.cur = cur
+    def __init__(self, cur: Any, cache: ContextCache):
+        self.cur, self.cache = cur, cache
         self.committed = False
 
     async def _one(self, sql: str, args: Any) -> Any:
@@ -485,28 +550,45 @@ class RawTx:
         row = await self.cur.fetchone()
         return None if row is None else row[0]
 
-    async def context(self, distributor_id: str, code: str, request_id: str, now: datetime) -> dict | None:
-        return _from_json(await self._one(MY_CONTEXT, {"now": now, "request_id": request_id,
+    async def context(self, distributor_id: str, code: str, request_id: str, now: datetime,
+                      cached: bool = False) -> dict | None:
+        key = (distributor_id, code)
+        if cached and (hit := self.cache.get(key)) is not None:
+            return hit
+        ctx = _from_json(await self._one(MY_CONTEXT, {"now": now, "request_id": request_id,
                                                       "distributor_id": distributor_id, "code": code}))
+        if ctx is not None:
+            self.cache.put(key, ctx)
+        return ctx
 
-    async def admit(self, limits: list[Limit], usage: dict[str, Any], now: datetime) -> tuple[bool, dict[str, int]]:
-        """One round trip (see `_admit_sql`). Named parameters: each distinct value is escaped once
-        however often the statement uses it."""
-        args: dict[str, Any] = {"now": _stamp(now)}
+    async def admit(self, limits: list[Limit], usage: dict[str, Any], now: datetime,
+                    version: int | None = None) -> tuple[bool | None, dict[str, int]]:
+        """One round trip (`_admit_fast_sql`) when every counter exists and has room; else a second
+        one (`_admit_sql`) that makes missing counters and tells which limit is full. Named
+        parameters: each distinct value is escaped once however often the statement uses it."""
+        args: dict[str, Any] = {"now": _stamp(now), "ver": version}
         for i, lim in enumerate(limits):
             args[f"c{i}"] = lim.counter_id
             if lim.limit is not None:
                 args[f"l{i}"] = lim.limit
-        for c in USAGE_INSERT_COLUMNS:
+        for c in USAGE_VALUES:
             value = usage[c]
             args["u_" + c] = _stamp(value) if isinstance(value, datetime) else value
         shape = tuple(lim.limit is not None for lim in limits)
-        result = await self._compound(_admit_sql(shape), args)
+        n, _, counted = (await self._compound(_admit_fast_sql(shape), args)).partition(" ")
+        if n == "-1":
+            return None, {}
+        if int(n) == len(limits):
+            after = dict(pair.split("=") for pair in counted.split(","))
+            return True, {k: int(v) for k, v in after.items()}
+        result = _decode(await self._compound(_admit_sql(shape), args))
+        if result["ok"] is None:
+            return None, {}
         before = {k: int(v) for k, v in result["used"].items()}
         return (True, {k: v + 1 for k, v in before.items()}) if result["ok"] is True else (False, before)
 
-    async def _compound(self, sql: str, args: dict[str, Any]) -> dict:
-        """Run one self-committing compound statement and decode the JSON answer it SELECTs."""
+    async def _compound(self, sql: str, args: dict[str, Any]) -> str:
+        """Run one self-committing compound statement; → the one value its last SELECT answers."""
         try:
             await self.cur.execute(sql, args)
             (result,) = await self.cur.fetchone()
@@ -514,7 +596,7 @@ class RawTx:
         except Exception as exc:
             raise _classify(exc) from exc
         self.committed = True
-        return _decode(result)
+        return result
 
     async def counters(self, ids: list[str]) -> dict[str, int]:
         await self.cur.execute(f"SELECT id, used FROM quota_counters WHERE id IN ({', '.join(['%s'] * len(ids))})",
@@ -530,7 +612,8 @@ class RawTx:
         stamp = _stamp(now)
         args = {"call": call_id, "dist": distributor_id, "status": status, "units": units, "amount": amount,
                 "error": error, "now": stamp, "slot": f"dist:{distributor_id}|C"}
-        result = await self._compound(_settle_sql(units is not None, amount is not None, error is not None), args)
+        result = _decode(await self._compound(_settle_sql(units is not None, amount is not None, error is not None),
+                                              args))
         call = result["call"]
         if call is not None:
             _parse_times(call, CALL_TIMES)
@@ -546,31 +629,64 @@ def _stamp(value: datetime) -> str:
     return value.isoformat(" ")
 
 
+_VERSION_CURRENT = "(SELECT version FROM table_versions WHERE name = 'dist_context') <=> %(ver)s"
+_USAGE_INSERT = (f"INSERT INTO pipeline_usage_log ({', '.join(USAGE_INSERT_COLUMNS)}) VALUES ("
+                 + ", ".join("'running'" if c == "status" else f"%(u_{c})s" if c in USAGE_VALUES else "%(now)s"
+                             for c in USAGE_INSERT_COLUMNS) + ")")
+
+
+@lru_cache(maxsize=64)
+def _admit_fast_sql(limited: tuple[bool, ...]) -> str:
+    """The admission when all goes well, one compound statement for counters c0..cN (`limited[i]`:
+    ci has a limit li): the cached context is current, the call is inserted, and one UPDATE adds 1
+    to every counter that has room (locking them in id order). All N changed: commit and answer
+    "N id=used,..."; fewer (a counter missing or full): roll back and answer "n" for `_admit_sql`;
+    context stale: answer "-1", nothing written.
+    The usage row goes in first, before any counter is locked: the counters are the rows every
+    call of a pipeline/distributor shares, so they are held only for increment and COMMIT. A twin
+    request_id fails on the unique index here, before it locks anything."""
+    ids = ", ".join(f"%(c{i})s" for i in range(len(limited)))
+    room = " ".join(f"WHEN %(c{i})s THEN %(l{i})s" for i, lim in enumerate(limited) if lim)
+    where = f"id IN ({ids})" + (f" AND used < CASE id {room} ELSE used + 1 END" if room else "")
+    return f"""BEGIN NOT ATOMIC
+DECLARE n INT DEFAULT -1; DECLARE counted TEXT DEFAULT '';
+IF {_VERSION_CURRENT} THEN
+  {_USAGE_INSERT};
+  UPDATE quota_counters SET updated_at = %(now)s, used = used + 1 WHERE {where};
+  SET n = ROW_COUNT();
+  IF n = {len(limited)} THEN
+    SELECT GROUP_CONCAT(id, '=', used) INTO counted FROM quota_counters WHERE id IN ({ids});
+    COMMIT;
+  ELSE
+    ROLLBACK;
+  END IF;
+END IF;
+SELECT CONCAT(n, ' ', counted);
+END"""
+
+
 @lru_cache(maxsize=64)
 def _admit_sql(limited: tuple[bool, ...]) -> str:
-    """The admission, one compound statement (one round trip, one result) for counters c0..cN
-    (`limited[i]`: ci has a limit li): lock them in id order (the upsert makes missing rows),
-    check and read them while locked, increment them and insert the call only if all passed."""
+    """The admission's general case (new period, or a limit reached): lock the counters in id order
+    (the upsert makes missing rows), check and read them while locked, increment them and insert
+    the call only if all passed. Answers {"ok": true|false|null (stale context), "used": before}."""
     ids = ", ".join(f"%(c{i})s" for i in range(len(limited)))
     rows = ", ".join(f"(%(c{i})s, SUBSTRING_INDEX(%(c{i})s, '|', 1), SUBSTRING_INDEX(%(c{i})s, '|', -1), 0, %(now)s)"
                      for i in range(len(limited)))
     full = " ".join(f"WHEN id = %(c{i})s AND used >= %(l{i})s THEN 1" for i, lim in enumerate(limited) if lim)
     ok = f"SUM(CASE {full} ELSE 0 END) = 0" if full else "1"
-    # The usage row goes in first, before any counter is locked: the counters are the rows every
-    # call of a pipeline/distributor shares, so they are held only for lock-check-increment-COMMIT.
-    # A refusal rolls the row back (refused calls leave none); a twin request_id fails on the
-    # unique index here, before it locks anything.
     return f"""BEGIN NOT ATOMIC
-DECLARE ok BOOLEAN; DECLARE counted LONGTEXT;
-INSERT INTO pipeline_usage_log ({', '.join(USAGE_INSERT_COLUMNS)})
-VALUES ({', '.join(f"%(u_{c})s" for c in USAGE_INSERT_COLUMNS)});
-INSERT INTO quota_counters (id, scope, period, used, updated_at) VALUES {rows} ON DUPLICATE KEY UPDATE used = used;
-SELECT {ok}, JSON_OBJECTAGG(id, used) INTO ok, counted FROM quota_counters WHERE id IN ({ids});
-IF ok THEN
-  UPDATE quota_counters SET used = used + 1, updated_at = %(now)s WHERE id IN ({ids});
-  COMMIT;
-ELSE
-  ROLLBACK;
+DECLARE ok BOOLEAN DEFAULT NULL; DECLARE counted LONGTEXT DEFAULT NULL;
+IF {_VERSION_CURRENT} THEN
+  {_USAGE_INSERT};
+  INSERT INTO quota_counters (id, scope, period, used, updated_at) VALUES {rows} ON DUPLICATE KEY UPDATE used = used;
+  SELECT {ok}, JSON_OBJECTAGG(id, used) INTO ok, counted FROM quota_counters WHERE id IN ({ids});
+  IF ok THEN
+    UPDATE quota_counters SET used = used + 1, updated_at = %(now)s WHERE id IN ({ids});
+    COMMIT;
+  ELSE
+    ROLLBACK;
+  END IF;
 END IF;
 SELECT JSON_OBJECT('ok', ok = 1, 'used', JSON_EXTRACT(counted, '$'));
 END"""
@@ -626,7 +742,7 @@ class _RawTransaction:
         await self.store.gate.acquire()
         try:
             self.conn = await self.store.pool.acquire()
-            self.tx = RawTx(await self.conn.cursor())
+            self.tx = RawTx(await self.conn.cursor(), self.store.contexts)
         except BaseException:
             self.store.gate.release()
             raise
@@ -655,6 +771,7 @@ class RawStore:
     def __init__(self, pool: Any, size: int):
         self.pool = pool
         self.gate = asyncio.Semaphore(size)
+        self.contexts = ContextCache()
 
     @classmethod
     async def open(cls, url: str, size: int = 10) -> RawStore:
@@ -703,7 +820,9 @@ class SqlaTx:
                                        .select_from(u.join(p, p.c.id == u.c.pipeline_id)).where(*where))).first()
         return None if row is None else dict(row._mapping)
 
-    async def context(self, distributor_id: str, code: str, request_id: str, now: datetime) -> dict | None:
+    async def context(self, distributor_id: str, code: str, request_id: str, now: datetime,
+                      cached: bool = False) -> dict | None:
+        """Always read in this transaction (no cache: the checks and the writes share it)."""
         from sqlalchemy import and_, select
 
         t = self.t
@@ -727,7 +846,8 @@ class SqlaTx:
         ctx["call"] = await self._call(u.c.distributor_id == distributor_id, u.c.request_id == request_id)
         return ctx
 
-    async def admit(self, limits: list[Limit], usage: dict[str, Any], now: datetime) -> tuple[bool, dict[str, int]]:
+    async def admit(self, limits: list[Limit], usage: dict[str, Any], now: datetime,
+                    version: int | None = None) -> tuple[bool | None, dict[str, int]]:
         from sqlalchemy import insert, update
         from sqlalchemy.exc import IntegrityError
 

@@ -194,10 +194,11 @@ def main() -> int:
             reals.append(real(opts.duration, f"r{i}-{secrets.token_hex(3)}"))
             f, r = floors[-1], reals[-1]
             print(f"round {i + 1}: floor {f['rps']:6.0f} req/s (p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms, "
-                  f"server CPU {f['cpu_ms']:.2f} ms/req, db {f['db_ms']:.2f}, all {f['busy_ms']:.2f}) | admit+finish {r['rps']:6.0f} req/s = "
+                  f"CPU ms/req: server {f['cpu_ms']:.2f}, db {f['db_ms']:.2f}, machine {f['busy_ms']:.2f})"
+                  f" | admit+finish {r['rps']:6.0f} req/s = "
                   f"{r.get('admits', 0) / r['seconds']:5.0f} admissions/s (p50 {r['p50']:.1f} ms, "
-                  f"p99 {r['p99']:.1f} ms, server CPU {r['cpu_ms']:.2f} ms/req, db {r['db_ms']:.2f}, all {r['busy_ms']:.2f})",
-                  flush=True)
+                  f"p99 {r['p99']:.1f} ms, CPU ms/req: server {r['cpu_ms']:.2f}, db {r['db_ms']:.2f}, "
+                  f"machine {r['busy_ms']:.2f})", flush=True)
             for run in (f, r):
                 if run.get("failed") or "RESULT" not in run["raw"]:
                     print(run["raw"], file=sys.stderr)
