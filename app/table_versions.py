@@ -4,14 +4,15 @@ Why: the distributor admission keeps its context (distributor, link, pipeline, c
 prices) per worker instead of re-reading five tables on every call, and checks one counter in its
 own transaction instead. Every INSERT/UPDATE/DELETE the app runs on a watched table bumps the
 group's counter in the same transaction (an engine event, so CRUD, imports, business actions and
-CLI commands all count without knowing about it). A write made outside the app (plain SQL) is not
-seen; the caches also expire after a few seconds, which bounds that case.
+CLI commands all count without knowing about it), when the written table's schema has
+`table_versions` (models/system). A write made outside the app (plain SQL, `text()`) is not seen;
+the caches also expire after a few seconds, which bounds that case.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, event
+from sqlalchemy import Table, event
 from sqlalchemy.sql.dml import UpdateBase
 
 # group → the tables whose rows it caches
@@ -19,10 +20,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "dist_context": ("pipelines", "distributors", "distributor_pipeline", "pipeline_capacity", "pipeline_pricing"),
 }
 WATCHED: dict[str, str] = {table: group for group, tables in GROUPS.items() for table in tables}
-
-_versions = Table("table_versions", MetaData(), Column("name", String(64), primary_key=True),
-                  Column("version", BigInteger, nullable=False), Column("updated_at", DateTime))
-
 
 def watch(engine: Any) -> None:
     """Bump the group counter of every watched table this engine writes, in the same transaction."""
@@ -32,12 +29,14 @@ def watch(engine: Any) -> None:
 def _after_execute(conn: Any, clause: Any, _multi: Any, _params: Any, _options: Any, _result: Any) -> None:
     if not isinstance(clause, UpdateBase):
         return
-    group = WATCHED.get(getattr(clause.table, "name", ""))
-    if group is not None:
-        conn.execute(bump_statement(conn.dialect.name, group))
+    table = clause.table
+    group = WATCHED.get(getattr(table, "name", ""))
+    versions = getattr(table, "metadata", None) and table.metadata.tables.get("table_versions")
+    if group is not None and versions is not None:  # a schema without the table (a partial one) has no cache
+        conn.execute(bump_statement(conn.dialect.name, versions, group))
 
 
-def bump_statement(dialect: str, group: str) -> Any:
+def bump_statement(dialect: str, versions: Table, group: str) -> Any:
     """An upsert that makes the row on first use and adds one otherwise."""
     from app.crud import utcnow
 
@@ -45,12 +44,12 @@ def bump_statement(dialect: str, group: str) -> Any:
     if dialect in ("mysql", "mariadb"):
         from sqlalchemy.dialects.mysql import insert
 
-        stmt = insert(_versions).values(**values)
-        return stmt.on_duplicate_key_update(version=_versions.c.version + 1, updated_at=stmt.inserted.updated_at)
+        stmt = insert(versions).values(**values)
+        return stmt.on_duplicate_key_update(version=versions.c.version + 1, updated_at=stmt.inserted.updated_at)
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(_versions).values(**values)
-    return stmt.on_conflict_do_update(index_elements=[_versions.c.name],
-                                      set_={"version": _versions.c.version + 1, "updated_at": stmt.excluded.updated_at})
+    stmt = insert(versions).values(**values)
+    return stmt.on_conflict_do_update(index_elements=[versions.c.name],
+                                      set_={"version": versions.c.version + 1, "updated_at": stmt.excluded.updated_at})
