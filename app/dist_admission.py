@@ -47,6 +47,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from app.config import Settings
+from app.dist_procedures import MAX_COUNTERS, USAGE_PARAMS, Procedure, install, procedures, usage_insert
 from app.crud import utcnow
 from app.observability import DIST_CALLS
 from app.ids import new_id
@@ -487,11 +488,6 @@ MY_CALL = (f"SELECT {_CALL_JSON} FROM pipeline_usage_log u JOIN pipelines p ON p
 MY_EXPIRED = ("SELECT id, distributor_id FROM pipeline_usage_log "
               "WHERE status = 'running' AND lease_expires_at < %s AND distributor_id IS NOT NULL "
               "ORDER BY lease_expires_at LIMIT %s")
-USAGE_INSERT_COLUMNS = ("id", "pipeline_id", "version_no", "distributor_id", "request_id", "units", "unit_price",
-                        "amount", "currency", "status", "started_at", "lease_expires_at", "client_ip", "created_at",
-                        "updated_at")
-USAGE_VALUES = ("id", "pipeline_id", "version_no", "distributor_id", "request_id", "units", "unit_price", "amount",
-                "currency", "lease_expires_at", "client_ip")  # status, started_at, created_at, updated_at: fixed
 ER_DUP_ENTRY, ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK = 1062, 1205, 1213
 _decode = msgspec.json.Decoder(float_hook=Decimal).decode  # exact decimals from JSON numbers
 
@@ -514,6 +510,12 @@ def _from_json(text: str | bytes | None) -> dict | None:
     if row.get("call"):
         _parse_times(row["call"], CALL_TIMES)
     return row
+
+
+@dataclass(frozen=True)
+class Procedures:
+    admit: Procedure
+    finish: Procedure
 
 
 class ContextCache:
@@ -541,8 +543,8 @@ class ContextCache:
 class RawTx:
     """One MariaDB transaction on a raw aiomysql connection (autocommit off, READ COMMITTED)."""
 
-    def __init__(self, cur: Any, cache: ContextCache):
-        self.cur, self.cache = cur, cache
+    def __init__(self, cur: Any, cache: ContextCache, procs: Procedures):
+        self.cur, self.cache, self.procs = cur, cache, procs
         self.committed = False
 
     async def _one(self, sql: str, args: Any) -> Any:
@@ -563,25 +565,24 @@ class RawTx:
 
     async def admit(self, limits: list[Limit], usage: dict[str, Any], now: datetime,
                     version: int | None = None) -> tuple[bool | None, dict[str, int]]:
-        """One round trip (`_admit_fast_sql`) when every counter exists and has room; else a second
-        one (`_admit_sql`) that makes missing counters and tells which limit is full. Named
-        parameters: each distinct value is escaped once however often the statement uses it."""
-        args: dict[str, Any] = {"now": _stamp(now), "ver": version}
-        for i, lim in enumerate(limits):
-            args[f"c{i}"] = lim.counter_id
-            if lim.limit is not None:
-                args[f"l{i}"] = lim.limit
-        for c in USAGE_VALUES:
+        """One round trip (the `pa_admit` procedure) when every counter exists and has room; else a
+        second one (`_admit_sql`) that makes missing counters and tells which limit is full.
+        Named parameters: each distinct value is escaped once however often a statement uses it."""
+        args: dict[str, Any] = {"now": _stamp(now), "ver": version, "n": len(limits)}
+        for i in range(MAX_COUNTERS):
+            lim = limits[i] if i < len(limits) else None
+            args[f"c{i}"] = lim and lim.counter_id
+            args[f"l{i}"] = lim and lim.limit
+        for c in USAGE_PARAMS:
             value = usage[c]
             args["u_" + c] = _stamp(value) if isinstance(value, datetime) else value
-        shape = tuple(lim.limit is not None for lim in limits)
-        n, _, counted = (await self._compound(_admit_fast_sql(shape), args)).partition(" ")
+        n, _, counted = (await self._compound(self.procs.admit.call, args)).partition(" ")
         if n == "-1":
             return None, {}
         if int(n) == len(limits):
             after = dict(pair.split("=") for pair in counted.split(","))
             return True, {k: int(v) for k, v in after.items()}
-        result = _decode(await self._compound(_admit_sql(shape), args))
+        result = _decode(await self._compound(_admit_sql(tuple(lim.limit is not None for lim in limits)), args))
         if result["ok"] is None:
             return None, {}
         before = {k: int(v) for k, v in result["used"].items()}
@@ -608,16 +609,14 @@ class RawTx:
 
     async def settle(self, call_id: str, distributor_id: str, status: str, units: int | None,
                      amount: Decimal | None, error: str | None, now: datetime) -> tuple[bool, dict | None]:
-        """One round trip (see `_settle_sql`)."""
-        stamp = _stamp(now)
+        """One round trip (the `pa_finish` procedure)."""
         args = {"call": call_id, "dist": distributor_id, "status": status, "units": units, "amount": amount,
-                "error": error, "now": stamp, "slot": f"dist:{distributor_id}|C"}
-        result = _decode(await self._compound(_settle_sql(units is not None, amount is not None, error is not None),
-                                              args))
-        call = result["call"]
+                "error": error, "now": _stamp(now), "slot": f"dist:{distributor_id}|C"}
+        settled, _, answer = (await self._compound(self.procs.finish.call, args)).partition(" ")
+        call = _decode(answer)
         if call is not None:
             _parse_times(call, CALL_TIMES)
-        return result["settled"] is True, call
+        return settled == "1", call
 
     async def expired(self, now: datetime, limit: int) -> list[dict]:
         await self.cur.execute(MY_EXPIRED, (now, limit))
@@ -630,39 +629,7 @@ def _stamp(value: datetime) -> str:
 
 
 _VERSION_CURRENT = "(SELECT version FROM table_versions WHERE name = 'dist_context') <=> %(ver)s"
-_USAGE_INSERT = (f"INSERT INTO pipeline_usage_log ({', '.join(USAGE_INSERT_COLUMNS)}) VALUES ("
-                 + ", ".join("'running'" if c == "status" else f"%(u_{c})s" if c in USAGE_VALUES else "%(now)s"
-                             for c in USAGE_INSERT_COLUMNS) + ")")
-
-
-@lru_cache(maxsize=64)
-def _admit_fast_sql(limited: tuple[bool, ...]) -> str:
-    """The admission when all goes well, one compound statement for counters c0..cN (`limited[i]`:
-    ci has a limit li): the cached context is current, the call is inserted, and one UPDATE adds 1
-    to every counter that has room (locking them in id order). All N changed: commit and answer
-    "N id=used,..."; fewer (a counter missing or full): roll back and answer "n" for `_admit_sql`;
-    context stale: answer "-1", nothing written.
-    The usage row goes in first, before any counter is locked: the counters are the rows every
-    call of a pipeline/distributor shares, so they are held only for increment and COMMIT. A twin
-    request_id fails on the unique index here, before it locks anything."""
-    ids = ", ".join(f"%(c{i})s" for i in range(len(limited)))
-    room = " ".join(f"WHEN %(c{i})s THEN %(l{i})s" for i, lim in enumerate(limited) if lim)
-    where = f"id IN ({ids})" + (f" AND used < CASE id {room} ELSE used + 1 END" if room else "")
-    return f"""BEGIN NOT ATOMIC
-DECLARE n INT DEFAULT -1; DECLARE counted TEXT DEFAULT '';
-IF {_VERSION_CURRENT} THEN
-  {_USAGE_INSERT};
-  UPDATE quota_counters SET updated_at = %(now)s, used = used + 1 WHERE {where};
-  SET n = ROW_COUNT();
-  IF n = {len(limited)} THEN
-    SELECT GROUP_CONCAT(id, '=', used) INTO counted FROM quota_counters WHERE id IN ({ids});
-    COMMIT;
-  ELSE
-    ROLLBACK;
-  END IF;
-END IF;
-SELECT CONCAT(n, ' ', counted);
-END"""
+_USAGE_INSERT = usage_insert(lambda name: f"%({name})s")
 
 
 @lru_cache(maxsize=64)
@@ -692,34 +659,6 @@ SELECT JSON_OBJECT('ok', ok = 1, 'used', JSON_EXTRACT(counted, '$'));
 END"""
 
 
-_MY_CALL_NAMED = MY_CALL.replace("%s", "%(call)s", 1).replace("%s", "%(dist)s", 1)
-
-
-@lru_cache(maxsize=8)
-def _settle_sql(units: bool, amount: bool, error: bool) -> str:
-    """Settle, one compound statement: the exactly-once guard, the slots freed only if it matched,
-    the call as it now is."""
-    sets = ", ".join(["status = %(status)s"] + [f"{name} = %({name})s" for name, given in
-                                                (("units", units), ("amount", amount), ("error", error)) if given])
-    # The answer is read before the (shared, hot) concurrency counters are locked, so they are
-    # held only for their UPDATE and the COMMIT.
-    return f"""BEGIN NOT ATOMIC
-DECLARE settled INT; DECLARE answer LONGTEXT;
-SET @pa_pipe = (SELECT pipeline_id FROM pipeline_usage_log WHERE id = %(call)s AND distributor_id = %(dist)s);
-UPDATE pipeline_usage_log SET {sets}, finished_at = %(now)s,
-  latency_ms = GREATEST(0, TIMESTAMPDIFF(MICROSECOND, started_at, %(now)s) DIV 1000), updated_at = %(now)s
-  WHERE id = %(call)s AND distributor_id = %(dist)s AND status = 'running';
-SET settled = ROW_COUNT();
-SET answer = ({_MY_CALL_NAMED});
-IF settled = 1 THEN
-  UPDATE quota_counters SET used = used - 1, updated_at = %(now)s
-  WHERE id IN (%(slot)s, CONCAT('pipe:', @pa_pipe, '|C')) AND used > 0;
-END IF;
-COMMIT;
-SELECT JSON_OBJECT('settled', settled = 1, 'call', JSON_EXTRACT(answer, '$'));
-END"""
-
-
 def _classify(exc: Exception) -> Exception:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     if code == ER_DUP_ENTRY:
@@ -742,7 +681,7 @@ class _RawTransaction:
         await self.store.gate.acquire()
         try:
             self.conn = await self.store.pool.acquire()
-            self.tx = RawTx(await self.conn.cursor(), self.store.contexts)
+            self.tx = RawTx(await self.conn.cursor(), self.store.contexts, self.store.procs)
         except BaseException:
             self.store.gate.release()
             raise
@@ -768,8 +707,8 @@ class RawStore:
     Callers queue on a FIFO semaphore in front of it: aiomysql's own wait lets newcomers barge
     past waiters, which under load turns into second-long tail latencies."""
 
-    def __init__(self, pool: Any, size: int):
-        self.pool = pool
+    def __init__(self, pool: Any, size: int, procs: Procedures):
+        self.pool, self.procs = pool, procs
         self.gate = asyncio.Semaphore(size)
         self.contexts = ContextCache()
 
@@ -785,7 +724,15 @@ class RawStore:
             autocommit=False, minsize=1, maxsize=size,
             pool_recycle=1800,
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        return cls(pool, size)
+        procs = Procedures(*procedures(_CALL_JSON))
+        try:
+            async with pool.acquire() as conn:
+                await install(conn, (procs.admit, procs.finish))
+        except BaseException:
+            pool.close()
+            await pool.wait_closed()
+            raise
+        return cls(pool, size, procs)
 
     def transaction(self) -> _RawTransaction:  # noqa: D102
         return _RawTransaction(self)
