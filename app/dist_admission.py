@@ -49,7 +49,7 @@ import msgspec
 from app.config import Settings
 from app.dist_procedures import MAX_COUNTERS, USAGE_PARAMS, Procedure, install, procedures, usage_insert
 from app.crud import utcnow
-from app.observability import DIST_CALLS
+from app.observability import DIST_CALLS, child
 from app.ids import new_id
 from modules.pipeline_ops.pricing import Price, pick_price
 
@@ -57,7 +57,7 @@ log = logging.getLogger("pipeline.dist")
 
 def tally(outcome: str, reason: str = "") -> None:
     """Admissions and refusals by reason (limit name, `unauthorized`, `not_found`) for /metrics."""
-    DIST_CALLS.labels(outcome, reason).inc()
+    child(DIST_CALLS, outcome, reason).inc()
 
 # Which limit a 429 names when several are hit: the one that stays shut longest first.
 REPORT_ORDER = ("distributor.monthly", "link.monthly", "pipeline.monthly", "distributor.daily", "link.daily",

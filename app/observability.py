@@ -9,7 +9,6 @@ live). Metrics work across uvicorn workers through prometheus_client's multiproc
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import logging.handlers
 import os
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from litestar import get
 from litestar.response import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -38,6 +38,16 @@ HTTP_LATENCY = Histogram(
 DIST_CALLS = Counter(
     "pipeline_dist_calls_total", "Distributor call admissions and rejections by reason", ["outcome", "reason"]
 )
+_children: dict[tuple, Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, kept: the stock lookup validates and locks on every request."""
+    key = (metric, labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -55,9 +65,15 @@ class JsonFormatter(logging.Formatter):
 
     RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
+    _second: tuple[int, str] = (-1, "")
+    _encode = msgspec.json.Encoder(enc_hook=str).encode  # any other type: its str(), as json's default=str
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second[0]:
+            self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         line: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._second[1]}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "request_id": getattr(record, "request_id", REQUEST_ID.get()),
@@ -66,7 +82,7 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in record.__dict__.items() if k not in self.RESERVED and k != "request_id"})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return self._encode(line).decode()
 
 
 class RotatingJsonFileHandler(logging.handlers.RotatingFileHandler):
@@ -202,8 +218,8 @@ def observability_middleware(app: Any) -> Any:
             elapsed = time.perf_counter() - started
             route = _route_of(scope)
             method = scope.get("method", "")
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            child(HTTP_REQUESTS, method, route, str(status)).inc()
+            child(HTTP_LATENCY, method, route).observe(elapsed)
             principal = (scope.get("state") or {}).get("principal")
             client = scope.get("client") or ("", 0)
             access.info(
