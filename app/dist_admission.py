@@ -20,11 +20,14 @@ Why it is built this way (docs: /work/shared/design/distributor-api.md):
 * Idempotency is the unique (distributor_id, request_id) index: a repeat is answered from the
   first call's row; a racing twin loses on the index, rolls back (its counter increments with
   it) and is answered from the winner's row.
-* On MariaDB the transactions run on raw aiomysql (a small pool of its own, READ COMMITTED):
-  an admission is 2 round trips (the context as one JSON value; then one compound statement,
-  `BEGIN NOT ATOMIC .. END`, that locks, checks, increments, inserts and commits), a finish 1
-  (2 when its units change the amount). Python parses MySQL column metadata and result packets
-  slowly, so wide rows come back as one JSON column and each write is one statement, one result.
+* On MariaDB the transactions run on raw aiomysql (a small pool of its own, READ COMMITTED).
+  Each worker caches the admission context (distributor, link, pipeline, capacity, list prices)
+  and the admission checks its `table_versions` counter in the same transaction (stale: read
+  again, decide again); refusals are always decided on a fresh read. The usual admission is then
+  one round trip, a stored procedure (app/dist_procedures.py: insert the call, one UPDATE adding 1
+  to every counter with room, commit); a new period or a full limit takes a second one, the
+  general compound statement below. A finish is one procedure call (two round trips when new
+  units change the amount). Python parses MySQL packets slowly, so answers are one short string.
   On SQLite the same steps run through SQLAlchemy, one transaction at a time per process.
 * Money is Decimal end to end; the usage row keeps the resolved unit price, so a later price
   change never rewrites history.
