@@ -40,7 +40,7 @@ import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from time import monotonic as time_monotonic
@@ -119,18 +119,33 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-@lru_cache(maxsize=64)
+_windows: dict[str, tuple[datetime, datetime, datetime, str, str]] = {}
+
+
 def periods(tz_name: str, now: datetime) -> tuple[str, str, int, int]:
     """(day id, month id, seconds to the next local midnight, seconds to the next month) for naive
-    UTC `now` in the business time zone. Days are calendar days, so a DST change never shifts one."""
+    UTC `now` in the business time zone. Days are calendar days, so a DST change never shifts one.
+    The current day's bounds are kept per zone: this runs on every admission."""
+    window = _windows.get(tz_name)
+    if window is None or not window[0] <= now < window[1]:
+        window = _windows[tz_name] = _window(tz_name, now)
+    _, next_day, next_month, day_id, month_id = window
+    return (day_id, month_id, math.ceil((next_day - now).total_seconds()),
+            math.ceil((next_month - now).total_seconds()))
+
+
+def _window(tz_name: str, now: datetime) -> tuple[datetime, datetime, datetime, str, str]:
+    """The local day around naive UTC `now`: its start and end and the next month's start (naive
+    UTC), and the day and month ids."""
     tz = zone(tz_name)
-    local = now.replace(tzinfo=UTC).astimezone(tz)
-    day = local.date()
+    day = now.replace(tzinfo=UTC).astimezone(tz).date()
     month = day.replace(day=1)
-    next_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=tz)
-    next_month = datetime.combine((month + timedelta(days=32)).replace(day=1), time(), tzinfo=tz)
-    return (f"D:{day.isoformat()}", f"M:{day:%Y-%m}", math.ceil((next_day - local).total_seconds()),
-            math.ceil((next_month - local).total_seconds()))
+
+    def utc(local_day: date) -> datetime:
+        return datetime.combine(local_day, time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    return utc(day), utc(day + timedelta(days=1)), utc(next_month), f"D:{day.isoformat()}", f"M:{day:%Y-%m}"
 
 
 def limits_for(ctx: Mapping[str, Any], distributor_id: str, pipeline_id: str, tz_name: str,

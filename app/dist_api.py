@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from litestar import Litestar, MediaType, Request, Response, Router, get, post
+from litestar import Litestar, Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
@@ -363,6 +363,23 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+class JSONBytes:
+    """A JSON body already encoded, sent as it is: the hot handlers return it instead of a Litestar
+    Response, skipping the response machinery (header objects, content negotiation, serializer)."""
+
+    __slots__ = ("status", "body", "headers")
+
+    def __init__(self, body: bytes, status: int = 200, headers: dict[str, str] | None = None):
+        self.body, self.status = body, status
+        self.headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if headers:
+            self.headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
 # ---- handlers -------------------------------------------------------------------------------------------
 
 @post("/pipelines/{code:str}/calls", status_code=201, operation_id="dist_admit_call", summary="Admit a metered call",
@@ -371,7 +388,7 @@ def client_ip(request: Request) -> str | None:
                   "(200, header Idempotent-Replayed: true), never a second charge.",
       responses={200: ResponseSpec(CallOut, description="A repeat of an admitted request_id: the first answer."),
                  **_errors(400, 401, 404, 409, 429)})
-async def admit_call(request: Request, code: FromPath[str], data: JSONBody[AdmitIn]) -> Response[CallOut]:
+async def admit_call(request: Request, code: FromPath[str], data: JSONBody[AdmitIn]) -> JSONBytes:
     result = await adm.admit(state_of(request).store, request.app.state.ctx.settings,
                              distributor_id=distributor_of(request), code=code, request_id=data.request_id,
                              units=data.units,
@@ -384,18 +401,17 @@ async def admit_call(request: Request, code: FromPath[str], data: JSONBody[Admit
                     for k, v in (("Limit", q["max"]), ("Remaining", q["remaining"]), ("Reset", q["reset"]))}
     # Encoded here (msgspec, no enc_hook: every field is a str/int/None already), so Litestar sends
     # the bytes as they are instead of running its serializer on the Struct.
-    return Response(_encode(call_out(result.call, result.quotas)), status_code=200 if result.replayed else 201,
-                    headers=headers, media_type=MediaType.JSON)
+    return JSONBytes(_encode(call_out(result.call, result.quotas)), 200 if result.replayed else 201, headers)
 
 
 @post("/calls/{call_id:str}/finish", status_code=200, operation_id="dist_finish_call", summary="Finish a call",
       description="Settles the amount (units may change here) and frees the concurrency slot, exactly once. "
                   "Finishing again, or after the lease expired the call, returns the settled call.",
       responses=_errors(400, 401, 404))
-async def finish_call(request: Request, call_id: FromPath[str], data: JSONBody[FinishIn]) -> Response[CallOut]:
+async def finish_call(request: Request, call_id: FromPath[str], data: JSONBody[FinishIn]) -> JSONBytes:
     call = await adm.finish(state_of(request).store, distributor_id=distributor_of(request), call_id=call_id,
                             status=data.status, units=data.units)
-    return Response(_encode(call_out(call)), media_type=MediaType.JSON)
+    return JSONBytes(_encode(call_out(call)))
 
 
 async def _offered(ctx: AppContext, distributor_id: str, code: str | None = None) -> list[PipelineOut]:

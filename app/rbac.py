@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -209,8 +210,15 @@ class UserInfo:
     roles: frozenset[str]
 
 
+_engine_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _engine_key(engine: AsyncEngine) -> str:
-    return str(engine.url)
+    """The engine's URL as the cache key, rendered once per engine (it is on every request's path)."""
+    key = _engine_keys.get(engine)
+    if key is None:
+        key = _engine_keys[engine] = str(engine.url)
+    return key
 
 
 async def user_info(engine: AsyncEngine, user_id: str, ttl: float) -> UserInfo | None:
