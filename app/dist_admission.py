@@ -9,12 +9,14 @@ Why it is built this way (docs: /work/shared/design/distributor-api.md):
   takes every lock in the same order in every transaction, so they cannot deadlock), then
   checked while locked (`used < limit` for each), and only if all pass incremented together
   with the usage row's insert. A refusal changes nothing. A limit of 0 refuses before anything
-  is touched; a null daily/monthly limit touches no counter.
-* Concurrency counters (period `C`) are in-flight gauges kept for every call, limit or not, and
-  freed exactly once (finish or lease expiry) behind `UPDATE .. WHERE status = 'running'`.
-  Keeping them always costs one locked row per scope and buys exactness when an operator sets
-  or clears `max_concurrency` while calls run: counting only while limited would leak slots (a
-  call counted under a limit, finished after it was cleared) or free slots never taken.
+  is touched.
+* Every counter is kept for every call, limit or not: the day's and month's count per scope
+  (distributor, link, pipeline) and the in-flight gauges (period `C`, freed exactly once, on
+  finish or lease expiry, behind `UPDATE .. WHERE status = 'running'`). That costs up to eight
+  locked rows per call and buys exactness when an operator sets a limit mid-period (a daily
+  quota of 100 set at 15:00 counts the day's earlier calls) or sets or clears
+  `max_concurrency` while calls run (counting only while limited would leak slots or free
+  slots never taken).
 * Refused calls (429) leave no usage row, so a retry with the same request_id is admitted
   normally later; they are counted by reason in the `pipeline_dist_calls_total` metric.
 * Idempotency is the unique (distributor_id, request_id) index: a repeat is answered from the
@@ -162,8 +164,7 @@ def limits_for(ctx: Mapping[str, Any], distributor_id: str, pipeline_id: str, tz
         ("pipeline.daily", pipe, day, ctx.get("c_daily") if capacity else None, day_reset),
         ("pipeline.monthly", pipe, month, ctx.get("c_monthly") if capacity else None, month_reset),
     ]
-    out = [Limit(name, f"{scope}|{period}", int(limit), reset)
-           for name, scope, period, limit, reset in wanted if limit is not None]
+    out = [Limit(name, f"{scope}|{period}", _int(limit), reset) for name, scope, period, limit, reset in wanted]
     out.append(Limit("distributor.concurrency", f"{dist}|C", _int(ctx.get("d_conc")), None))
     out.append(Limit("pipeline.concurrency", f"{pipe}|C", _int(ctx.get("c_conc")) if capacity else None, None))
     return sorted(out, key=lambda lim: lim.counter_id)

@@ -493,6 +493,19 @@ async def test_operator_changes_reach_the_next_admission_on_every_worker(dist_ad
     await assert_counters_match_usage(w)
 
 
+async def test_a_limit_set_mid_period_counts_the_calls_already_made(dist_admin):
+    """A daily quota of 4 set after 3 calls today leaves one call, not four."""
+    await clear_of_period_end(dist_admin.ctx.settings)
+    w = await make_world(dist_admin)
+    assert [(await admit(w)).status_code for _ in range(3)] == [201] * 3
+    r = await dist_admin.api("PATCH", f"/api/pipeline_dist/distributor_pipeline/{w.link_id}", json={"daily_quota": 4})
+    assert r.status_code == 200, r.text
+    last = await admit(w)
+    assert last.status_code == 201 and last.headers["RateLimit-Remaining"] == "0", last.text
+    assert assert_error(await admit(w), 429)["limit"] == "link.daily"
+    await assert_counters_match_usage(w)
+
+
 async def test_writes_through_the_app_bump_the_context_version(dist_admin):
     """The counter the cache checks moves with every write of a cached table, and only then."""
     from sqlalchemy import text
