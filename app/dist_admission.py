@@ -52,7 +52,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from app.config import Settings
-from app.dist_procedures import MAX_COUNTERS, USAGE_PARAMS, Procedure, install, procedures, usage_insert
+from app.dist_procedures import MAX_COUNTERS, USAGE_PARAMS, Procedures, install, procedures, usage_insert
 from app.crud import utcnow
 from app.observability import DIST_CALLS, child
 from app.ids import new_id
@@ -502,8 +502,6 @@ FROM pipeline_usage_log u
 JOIN pipelines p ON p.id = u.pipeline_id
 LEFT JOIN distributor_pipeline l ON l.distributor_id = u.distributor_id AND l.pipeline_id = u.pipeline_id
 WHERE u.id = %(call_id)s AND u.distributor_id = %(distributor_id)s"""
-MY_CALL = (f"SELECT {_CALL_JSON} FROM pipeline_usage_log u JOIN pipelines p ON p.id = u.pipeline_id "
-           "WHERE u.id = %s AND u.distributor_id = %s")
 MY_EXPIRED = ("SELECT id, distributor_id FROM pipeline_usage_log "
               "WHERE status = 'running' AND lease_expires_at < %s AND distributor_id IS NOT NULL "
               "ORDER BY lease_expires_at LIMIT %s")
@@ -529,12 +527,6 @@ def _from_json(text: str | bytes | None) -> dict | None:
     if row.get("call"):
         _parse_times(row["call"], CALL_TIMES)
     return row
-
-
-@dataclass(frozen=True)
-class Procedures:
-    admit: Procedure
-    finish: Procedure
 
 
 class ContextCache:
@@ -743,7 +735,7 @@ class RawStore:
             autocommit=False, minsize=1, maxsize=size,
             pool_recycle=1800,
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        procs = Procedures(*procedures(_CALL_JSON))
+        procs = procedures(_CALL_JSON)
         try:
             async with pool.acquire() as conn:
                 await install(conn, (procs.admit, procs.finish))

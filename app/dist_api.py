@@ -386,7 +386,8 @@ class JSONBytes:
       description="Checks the key, the pipeline offer, every daily/monthly quota and concurrency limit in one "
                   "transaction and writes a running call with its price. Same request_id again: the first answer "
                   "(200, header Idempotent-Replayed: true), never a second charge.",
-      responses={200: ResponseSpec(CallOut, description="A repeat of an admitted request_id: the first answer."),
+      responses={201: ResponseSpec(CallOut, description="Admitted: a running call with its price and quotas."),
+                 200: ResponseSpec(CallOut, description="A repeat of an admitted request_id: the first answer."),
                  **_errors(400, 401, 404, 409, 429)})
 async def admit_call(request: Request, code: FromPath[str], data: JSONBody[AdmitIn]) -> JSONBytes:
     result = await adm.admit(state_of(request).store, request.app.state.ctx.settings,
@@ -407,7 +408,7 @@ async def admit_call(request: Request, code: FromPath[str], data: JSONBody[Admit
 @post("/calls/{call_id:str}/finish", status_code=200, operation_id="dist_finish_call", summary="Finish a call",
       description="Settles the amount (units may change here) and frees the concurrency slot, exactly once. "
                   "Finishing again, or after the lease expired the call, returns the settled call.",
-      responses=_errors(400, 401, 404))
+      responses={200: ResponseSpec(CallOut, description="The settled call."), **_errors(400, 401, 404)})
 async def finish_call(request: Request, call_id: FromPath[str], data: JSONBody[FinishIn]) -> JSONBytes:
     call = await adm.finish(state_of(request).store, distributor_id=distributor_of(request), call_id=call_id,
                             status=data.status, units=data.units)

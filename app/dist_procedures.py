@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("pipeline.dist")
@@ -100,9 +101,15 @@ class Procedure:
         self.call = f"CALL {self.name}(" + ", ".join(f"%({n})s" for n in names) + ")"
 
 
-def procedures(call_json: str) -> tuple[Procedure, Procedure]:
-    """(admit, finish); `call_json` is the JSON_OBJECT of a call row `u` joined to pipeline `p`."""
-    return Procedure("pa_admit", *_admit_body()), Procedure("pa_finish", *_finish_body(call_json))
+@dataclass(frozen=True)
+class Procedures:
+    admit: Procedure
+    finish: Procedure
+
+
+def procedures(call_json: str) -> Procedures:
+    """This release's procedures; `call_json` is the JSON_OBJECT of a call row `u` joined to pipeline `p`."""
+    return Procedures(Procedure("pa_admit", *_admit_body()), Procedure("pa_finish", *_finish_body(call_json)))
 
 
 async def install(conn: Any, wanted: tuple[Procedure, ...]) -> None:

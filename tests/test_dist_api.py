@@ -565,6 +565,10 @@ async def test_openapi_documents_the_api(dist_admin):
                      f"{API}/calls/{{call_id}}/finish", f"{API}/usage", f"{API}/quota"}
     admit_op = doc["paths"][f"{API}/pipelines/{{code}}/calls"]["post"]
     assert {"200", "201", "400", "401", "404", "409", "429"} <= set(admit_op["responses"])
+    finish_op = doc["paths"][f"{API}/calls/{{call_id}}/finish"]["post"]
+    for op, status in ((admit_op, "201"), (admit_op, "200"), (finish_op, "200")):
+        schema = op["responses"][status]["content"]["application/json"]["schema"]
+        assert schema["$ref"].endswith("/CallOut"), (status, schema)
     assert admit_op["security"]
     assert "DistributorKey" in doc["components"]["securitySchemes"]
     schema = doc["components"]["schemas"]["AdmitIn"]
