@@ -51,8 +51,10 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from app.batching import Batcher
 from app.config import Settings
-from app.dist_procedures import MAX_COUNTERS, USAGE_PARAMS, Procedures, install, procedures, usage_insert
+from app.dist_procedures import (ADMIT_MEMBER, FINISH_MEMBER, MAX_COUNTERS, USAGE_PARAMS, Procedures, install,
+                                 procedures, usage_insert)
 from app.crud import utcnow
 from app.observability import DIST_CALLS, child
 from app.ids import new_id
@@ -552,15 +554,34 @@ class ContextCache:
 
 
 class RawTx:
-    """One MariaDB transaction on a raw aiomysql connection (autocommit off, READ COMMITTED)."""
+    """One MariaDB transaction on a raw aiomysql connection (autocommit off, READ COMMITTED), taken
+    at its first statement: an admission decided on a cached context, or a plain finish, never
+    holds a connection while it waits for its batch (`RawStore.admissions`, `.finishes`)."""
 
-    def __init__(self, cur: Any, cache: ContextCache, procs: Procedures):
-        self.cur, self.cache, self.procs = cur, cache, procs
+    def __init__(self, store: RawStore):
+        self.store, self.cache, self.procs = store, store.contexts, store.procs
+        self.conn: Any = None
+        self.cur: Any = None
         self.committed = False
 
+    async def _cursor(self) -> Any:
+        if self.cur is None:
+            await self.store.gate.acquire()
+            try:
+                self.conn = await self.store.pool.acquire()
+                self.cur = await self.conn.cursor()
+            except BaseException:
+                if self.conn is not None:
+                    self.store.pool.release(self.conn)
+                    self.conn = None
+                self.store.gate.release()
+                raise
+        return self.cur
+
     async def _one(self, sql: str, args: Any) -> Any:
-        await self.cur.execute(sql, args)
-        row = await self.cur.fetchone()
+        cur = await self._cursor()
+        await cur.execute(sql, args)
+        row = await cur.fetchone()
         return None if row is None else row[0]
 
     async def context(self, distributor_id: str, code: str, request_id: str, now: datetime,
@@ -576,9 +597,10 @@ class RawTx:
 
     async def admit(self, limits: list[Limit], usage: dict[str, Any], now: datetime,
                     version: int | None = None) -> tuple[bool | None, dict[str, int]]:
-        """One round trip (the `pa_admit` procedure) when every counter exists and has room; else a
-        second one (`_admit_sql`) that makes missing counters and tells which limit is full.
-        Named parameters: each distinct value is escaped once however often a statement uses it."""
+        """The `pa_admit` procedure decides the usual case (every counter exists and has room), in
+        the worker's next batch when nothing was read in this transaction yet; else the general
+        case (`_admit_sql`) makes missing counters and tells which limit is full. Named
+        parameters: each distinct value is escaped once however often a statement uses it."""
         args: dict[str, Any] = {"now": _stamp(now), "ver": version, "n": len(limits)}
         for i in range(MAX_COUNTERS):
             lim = limits[i] if i < len(limits) else None
@@ -587,10 +609,15 @@ class RawTx:
         for c in USAGE_PARAMS:
             value = usage[c]
             args["u_" + c] = _stamp(value) if isinstance(value, datetime) else value
-        n, _, counted = (await self._compound(self.procs.admit.call, args)).partition(" ")
-        if n == "-1":
+        if self.cur is None:
+            n, counted = await self.store.admissions.submit(args)
+        else:
+            ((n, counted),) = await self.admit_batch([args])
+        if n == ADMIT_STALE:
             return None, {}
-        if int(n) == len(limits):
+        if n == ADMIT_TWIN:
+            raise Duplicate(usage["request_id"])
+        if n == len(limits):
             after = dict(pair.split("=") for pair in counted.split(","))
             return True, {k: int(v) for k, v in after.items()}
         result = _decode(await self._compound(_admit_sql(tuple(lim.limit is not None for lim in limits)), args))
@@ -599,39 +626,63 @@ class RawTx:
         before = {k: int(v) for k, v in result["used"].items()}
         return (True, {k: v + 1 for k, v in before.items()}) if result["ok"] is True else (False, before)
 
+    async def admit_batch(self, members: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        """`pa_admit` over `members` (argument dicts of `admit`) → (n, "id=used,..") for each."""
+        answer = await self._compound(self.procs.admit.call, {"batch": _batch(members, ADMIT_MEMBER)})
+        return [(int(n), counted) for n, _, counted in (line.partition(" ") for line in answer.splitlines())]
+
     async def _compound(self, sql: str, args: dict[str, Any]) -> str:
         """Run one self-committing compound statement; → the one value its last SELECT answers."""
+        cur = await self._cursor()
         try:
-            await self.cur.execute(sql, args)
-            (result,) = await self.cur.fetchone()
-            await self.cur.nextset()  # the statement's end (COMMIT ran before the answer SELECT)
+            await cur.execute(sql, args)
+            (result,) = await cur.fetchone()
+            await cur.nextset()  # the statement's end (COMMIT ran before the answer SELECT)
         except Exception as exc:
             raise _classify(exc) from exc
         self.committed = True
         return result
 
     async def counters(self, ids: list[str]) -> dict[str, int]:
-        await self.cur.execute(f"SELECT id, used FROM quota_counters WHERE id IN ({', '.join(['%s'] * len(ids))})",
-                               ids)
-        return {row[0]: int(row[1]) for row in await self.cur.fetchall()}
+        cur = await self._cursor()
+        await cur.execute(f"SELECT id, used FROM quota_counters WHERE id IN ({', '.join(['%s'] * len(ids))})", ids)
+        return {row[0]: int(row[1]) for row in await cur.fetchall()}
 
     async def priced_call(self, call_id: str, distributor_id: str) -> dict | None:
         return _from_json(await self._one(MY_PRICED_CALL, {"call_id": call_id, "distributor_id": distributor_id}))
 
     async def settle(self, call_id: str, distributor_id: str, status: str, units: int | None,
                      amount: Decimal | None, error: str | None, now: datetime) -> tuple[bool, dict | None]:
-        """One round trip (the `pa_finish` procedure)."""
-        args = {"call": call_id, "dist": distributor_id, "status": status, "units": units, "amount": amount,
-                "error": error, "now": _stamp(now), "slot": f"dist:{distributor_id}|C"}
-        settled, _, answer = (await self._compound(self.procs.finish.call, args)).partition(" ")
-        call = _decode(answer)
-        if call is not None:
-            _parse_times(call, CALL_TIMES)
-        return settled == "1", call
+        """The `pa_finish` procedure, in the worker's next batch when nothing was read here yet."""
+        member = {"call": call_id, "dist": distributor_id, "status": status, "units": units, "amount": amount,
+                  "error": error, "now": _stamp(now), "slot": f"dist:{distributor_id}|C"}
+        if self.cur is None:
+            return await self.store.finishes.submit(member)
+        return (await self.settle_batch([member]))[0]
+
+    async def settle_batch(self, members: list[dict[str, Any]]) -> list[tuple[bool, dict | None]]:
+        """`pa_finish` over `members` → (closed now, the call or None) for each."""
+        out = []
+        for settled, call in _decode(await self._compound(self.procs.finish.call,
+                                                          {"batch": _batch(members, FINISH_MEMBER)})):
+            if call is not None:
+                _parse_times(call, CALL_TIMES)
+            out.append((settled == 1, call))
+        return out
 
     async def expired(self, now: datetime, limit: int) -> list[dict]:
-        await self.cur.execute(MY_EXPIRED, (now, limit))
-        return [{"id": r[0], "distributor_id": r[1]} for r in await self.cur.fetchall()]
+        cur = await self._cursor()
+        await cur.execute(MY_EXPIRED, (now, limit))
+        return [{"id": r[0], "distributor_id": r[1]} for r in await cur.fetchall()]
+
+
+ADMIT_STALE, ADMIT_TWIN = -1, -2  # pa_admit's answers besides n (admitted) and a shortfall
+_encode = msgspec.json.Encoder().encode
+
+
+def _batch(members: list[dict[str, Any]], order: tuple[str, ...]) -> str:
+    """Members as the JSON array of arrays the procedures read (Decimal as a string: exact)."""
+    return _encode([[m[k] for k in order] for m in members]).decode()
 
 
 def _stamp(value: datetime) -> str:
@@ -680,37 +731,34 @@ def _classify(exc: Exception) -> Exception:
 
 
 class _RawTransaction:
-    """`async with`: a pooled connection's transaction; rolled back on error, committed unless a
-    batch already did. (A class, not @asynccontextmanager: this runs twice per call.)"""
+    """`async with`: a transaction whose connection (if it took one) is rolled back on error,
+    committed unless a procedure already did, and returned to the pool. (A class, not
+    @asynccontextmanager: this runs twice per call.)"""
 
-    __slots__ = ("store", "conn", "tx")
+    __slots__ = ("tx",)
 
     def __init__(self, store: RawStore):
-        self.store = store
+        self.tx = RawTx(store)
 
     async def __aenter__(self) -> RawTx:
-        await self.store.gate.acquire()
-        try:
-            self.conn = await self.store.pool.acquire()
-            self.tx = RawTx(await self.conn.cursor(), self.store.contexts, self.store.procs)
-        except BaseException:
-            self.store.gate.release()
-            raise
         return self.tx
 
     async def __aexit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        tx = self.tx
+        if tx.conn is None:
+            return
         try:
-            if kind is None and not self.tx.committed:
-                await self.conn.commit()
+            if kind is None and not tx.committed:
+                await tx.conn.commit()
             elif kind is not None:
                 try:
-                    await self.conn.rollback()
+                    await tx.conn.rollback()
                 except BaseException:
-                    self.conn.close()  # mid-protocol (cancelled): drop it; the server rolls back
+                    tx.conn.close()  # mid-protocol (cancelled): drop it; the server rolls back
                     raise
         finally:
-            self.store.pool.release(self.conn)
-            self.store.gate.release()
+            tx.store.pool.release(tx.conn)
+            tx.store.gate.release()
 
 
 class RawStore:
@@ -722,6 +770,16 @@ class RawStore:
         self.pool, self.procs = pool, procs
         self.gate = asyncio.Semaphore(size)
         self.contexts = ContextCache()
+        self.admissions: Batcher[dict, tuple[int, str]] = Batcher(self._admit_batch)
+        self.finishes: Batcher[dict, tuple[bool, dict | None]] = Batcher(self._settle_batch)
+
+    async def _admit_batch(self, members: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        async with self.transaction() as tx:
+            return await tx.admit_batch(members)
+
+    async def _settle_batch(self, members: list[dict[str, Any]]) -> list[tuple[bool, dict | None]]:
+        async with self.transaction() as tx:
+            return await tx.settle_batch(members)
 
     @classmethod
     async def open(cls, url: str, size: int = 10) -> RawStore:
