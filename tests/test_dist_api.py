@@ -555,6 +555,76 @@ async def test_same_request_id_race(dist_admin):
     await assert_counters_match_usage(w)
 
 
+def batch_sizes(store) -> list[int]:
+    """Sizes of the batches a MariaDB store sends from now on (empty elsewhere: no batches)."""
+    sizes: list[int] = []
+    for batcher in (getattr(store, "admissions", None), getattr(store, "finishes", None)):
+        if batcher is not None:
+            run = batcher.run
+
+            async def recorded(items, run=run):
+                sizes.append(len(items))
+                return await run(items)
+
+            batcher.run = recorded
+    return sizes
+
+
+async def test_each_call_of_a_batch_is_decided_on_its_own(dist_admin):
+    """Simultaneous admissions on one worker: on MariaDB they share batches; each is still decided
+    alone: the quota admits exactly its room, the rest are 429s, twins are one call."""
+    await clear_of_period_end(dist_admin.ctx.settings)
+    w = await make_world(dist_admin, link_fields={"daily_quota": 5}, capacity={"max_concurrency": 100})
+    settings = w.ctx.settings
+
+    async def attempt(request_id: str) -> tuple[str, str]:
+        try:
+            got = await adm.admit(w.store, settings, distributor_id=w.distributor_id, code=w.code,
+                                  request_id=request_id, units=1, client_ip=None)
+        except adm.DistError as exc:
+            return request_id, f"{exc.status} {exc.limit.name if exc.limit else ''}"
+        return request_id, ("replayed " if got.replayed else "admitted ") + got.call["id"]
+
+    # today's counters exist and this worker's context is cached: the usual case, batched
+    assert (await attempt("warm"))[1].startswith("admitted")
+    sizes = batch_sizes(w.store)
+    outcomes = await asyncio.gather(*[attempt(f"r{i}") for i in range(10)], attempt("twin"), attempt("twin"))
+    admitted = [o for _, o in outcomes if o.startswith("admitted")]
+    refused = [o for _, o in outcomes if o.startswith("429")]
+    assert len(admitted) == 4 and all(o == "429 link.daily" for o in refused), outcomes
+    twins = [o for rid, o in outcomes if rid == "twin"]
+    if twins[0].startswith("429"):
+        assert twins == ["429 link.daily"] * 2
+    else:
+        assert sorted(o.split()[0] for o in twins) == ["admitted", "replayed"]
+        assert twins[0].split()[1] == twins[1].split()[1]  # one call, the same call_id
+    assert len(await usage_rows(w)) == 5
+    await assert_counters_match_usage(w)
+    if w.engine.dialect.name != "sqlite":
+        assert max(sizes) > 1, sizes  # the admissions did share batches
+
+    # finishing each call twice at once, and another distributor's call: each settles once
+    calls = [o.split()[1] for _, o in outcomes if o.startswith("admitted")]
+    stranger, _ = await make_distributor(dist_admin)
+    sizes.clear()
+
+    async def settle(call_id: str, distributor_id: str = w.distributor_id) -> str:
+        try:
+            row = await adm.finish(w.store, distributor_id=distributor_id, call_id=call_id, status="succeeded",
+                                   units=None)
+        except adm.DistError as exc:
+            return str(exc.status)
+        return row["status"]
+
+    results = await asyncio.gather(*[settle(c) for c in calls * 2], settle(calls[0], stranger))
+    assert results == ["succeeded"] * 8 + ["404"]
+    running = [r for r in await usage_rows(w) if r["status"] == "running"]
+    assert [r["request_id"] for r in running] == ["warm"]
+    await assert_counters_match_usage(w)
+    if w.engine.dialect.name != "sqlite":
+        assert max(sizes) > 1, sizes
+
+
 async def test_openapi_documents_the_api(dist_admin):
     await make_world(dist_admin)
     r = await dist_admin.api("GET", "/schema/openapi.json")
