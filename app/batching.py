@@ -22,27 +22,35 @@ class Batcher(Generic[T, R]):
         self.run, self.width, self.size = run, width, size
         self.queue: list[tuple[T, asyncio.Future[R]]] = []
         self.in_flight = 0
+        self.tasks: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self.queue.append((item, future))
         if self.in_flight < self.width:
             self.in_flight += 1
-            asyncio.create_task(self._drain())
+            task = asyncio.create_task(self._drain())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         return await future
 
     async def _drain(self) -> None:
         try:
             while self.queue:
                 batch, self.queue = self.queue[:self.size], self.queue[self.size:]
+                batch = [(item, future) for item, future in batch if not future.cancelled()]  # caller gone
+                if not batch:
+                    continue
                 try:
                     results = await self.run([item for item, _ in batch])
-                except BaseException as exc:  # noqa: BLE001 - every waiter gets the batch's failure
+                except asyncio.CancelledError:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as exc:  # every waiter of this batch gets its failure
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():

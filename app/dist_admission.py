@@ -26,10 +26,13 @@ Why it is built this way (docs: /work/shared/design/distributor-api.md):
   Each worker caches the admission context (distributor, link, pipeline, capacity, list prices)
   and the admission checks its `table_versions` counter in the same transaction (stale: read
   again, decide again); refusals are always decided on a fresh read. The usual admission is then
-  one round trip, a stored procedure (app/dist_procedures.py: insert the call, one UPDATE adding 1
-  to every counter with room, commit); a new period or a full limit takes a second one, the
-  general compound statement below. A finish is one procedure call (two round trips when new
-  units change the amount). Python parses MySQL packets slowly, so answers are one short string.
+  a stored procedure (app/dist_procedures.py: insert the call, one UPDATE adding 1 to every
+  counter with room), called for a batch: the admissions that arrived on this worker while
+  earlier ones were at the database share one CALL and one commit, each behind its own savepoint
+  (app.batching; measured: MariaDB CPU per admit+finish 0.54 -> 0.28 ms). A new period or a full
+  limit rolls that member back and decides it alone with the general compound statement below.
+  Finishes are batched the same way (a finish that changes units reads its price first and goes
+  alone). Python parses MySQL packets slowly, so answers are short strings.
   On SQLite the same steps run through SQLAlchemy, one transaction at a time per process.
 * Money is Decimal end to end; the usage row keeps the resolved unit price, so a later price
   change never rewrites history.

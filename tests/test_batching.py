@@ -83,3 +83,17 @@ async def test_a_failed_batch_fails_its_own_callers_only():
         with pytest.raises(RuntimeError, match="batch with b failed"):
             await task
     assert await asyncio.wait_for(batcher.submit("d"), 1) == "D"  # the batcher still works
+
+
+async def test_a_caller_gone_before_its_batch_left_is_not_sent():
+    run = Recorder()
+    batcher = Batcher(run, width=1)
+    first = asyncio.ensure_future(batcher.submit("a"))
+    await settle()
+    gone = asyncio.ensure_future(batcher.submit("b"))
+    kept = asyncio.ensure_future(batcher.submit("c"))
+    await settle()
+    gone.cancel()
+    run.gate.set()
+    assert (await first, await kept) == ("A", "C")
+    assert run.batches == [["a"], ["c"]]
