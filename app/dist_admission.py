@@ -6,7 +6,8 @@ Why it is built this way (docs: /work/shared/design/distributor-api.md):
   (`id = scope|period`) changed by atomic SQL inside the admission's one transaction, never a
   number in process memory. The counters of a call are first locked with one multi-row upsert
   in sorted id order (`INSERT .. ON DUPLICATE KEY UPDATE used = used`: makes missing rows and
-  takes every lock in the same order in every transaction, so they cannot deadlock), then
+  takes every lock in the same order in every transaction, so they cannot deadlock; a batch of
+  calls locks all its counters first, in that same order), then
   checked while locked (`used < limit` for each), and only if all pass incremented together
   with the usage row's insert. A refusal changes nothing. A limit of 0 refuses before anything
   is touched.
@@ -631,7 +632,9 @@ class RawTx:
 
     async def admit_batch(self, members: list[dict[str, Any]]) -> list[tuple[int, str]]:
         """`pa_admit` over `members` (argument dicts of `admit`) → (n, "id=used,..") for each."""
-        answer = await self._compound(self.procs.admit.call, {"batch": _batch(members, ADMIT_MEMBER)})
+        locks = list({m[f"c{i}"] for m in members for i in range(MAX_COUNTERS)} - {None})
+        answer = await self._compound(self.procs.admit.call, {"batch": _batch(members, ADMIT_MEMBER),
+                                                              "locks": _encode(locks).decode()})
         return [(int(n), counted) for n, _, counted in (line.partition(" ") for line in answer.splitlines())]
 
     async def _compound(self, sql: str, args: dict[str, Any]) -> str:
@@ -658,7 +661,7 @@ class RawTx:
                      amount: Decimal | None, error: str | None, now: datetime) -> tuple[bool, dict | None]:
         """The `pa_finish` procedure, in the worker's next batch when nothing was read here yet."""
         member = {"call": call_id, "dist": distributor_id, "status": status, "units": units, "amount": amount,
-                  "error": error, "now": _stamp(now), "slot": f"dist:{distributor_id}|C"}
+                  "error": error, "now": _stamp(now)}
         if self.cur is None:
             return await self.store.finishes.submit(member)
         return (await self.settle_batch([member]))[0]
@@ -700,8 +703,9 @@ _USAGE_INSERT = usage_insert(lambda name: f"%({name})s")
 @lru_cache(maxsize=64)
 def _admit_sql(limited: tuple[bool, ...]) -> str:
     """The admission's general case (new period, or a limit reached): lock the counters in id order
-    (the upsert makes missing rows), check and read them while locked, increment them and insert
-    the call only if all passed. Answers {"ok": true|false|null (stale context), "used": before}."""
+    (the upsert makes missing rows) before anything else, as the batches do, insert the call,
+    check and read the counters while locked, and increment them and keep the call only if all
+    passed. Answers {"ok": true|false|null (stale context), "used": before}."""
     ids = ", ".join(f"%(c{i})s" for i in range(len(limited)))
     rows = ", ".join(f"(%(c{i})s, SUBSTRING_INDEX(%(c{i})s, '|', 1), SUBSTRING_INDEX(%(c{i})s, '|', -1), 0, %(now)s)"
                      for i in range(len(limited)))
@@ -710,8 +714,8 @@ def _admit_sql(limited: tuple[bool, ...]) -> str:
     return f"""BEGIN NOT ATOMIC
 DECLARE ok BOOLEAN DEFAULT NULL; DECLARE counted LONGTEXT DEFAULT NULL;
 IF {_VERSION_CURRENT} THEN
-  {_USAGE_INSERT};
   INSERT INTO quota_counters (id, scope, period, used, updated_at) VALUES {rows} ON DUPLICATE KEY UPDATE used = used;
+  {_USAGE_INSERT};
   SELECT {ok}, JSON_OBJECTAGG(id, used) INTO ok, counted FROM quota_counters WHERE id IN ({ids});
   IF ok THEN
     UPDATE quota_counters SET used = used + 1, updated_at = %(now)s WHERE id IN ({ids});

@@ -44,28 +44,46 @@ def usage_insert(param: Callable[[str], str]) -> str:
 # the batch with JSON_TABLE and FETCHes each member into variables anchored to the columns.
 ADMIT_MEMBER = ("ver", "n", "now", *[f"c{i}" for i in range(MAX_COUNTERS)], *[f"l{i}" for i in range(MAX_COUNTERS)],
                 *[f"u_{c}" for c in USAGE_PARAMS])
-FINISH_MEMBER = ("call", "dist", "status", "units", "amount", "error", "now", "slot")
+FINISH_MEMBER = ("call", "dist", "status", "units", "amount", "error", "now")
 _TYPES = {"ver": "BIGINT", "n": "INT", "now": "DATETIME(6)", "call": "TYPE OF pipeline_usage_log.id",
           "dist": "TYPE OF pipeline_usage_log.distributor_id", "status": "TYPE OF pipeline_usage_log.status",
           "units": "TYPE OF pipeline_usage_log.units", "amount": "TYPE OF pipeline_usage_log.amount",
-          "error": "TYPE OF pipeline_usage_log.error", "slot": "TYPE OF quota_counters.id",
+          "error": "TYPE OF pipeline_usage_log.error",
           **{f"c{i}": "TYPE OF quota_counters.id" for i in range(MAX_COUNTERS)},
           **{f"l{i}": "BIGINT" for i in range(MAX_COUNTERS)},
           **{f"u_{c}": f"TYPE OF pipeline_usage_log.{c}" for c in USAGE_PARAMS}}
 
 
-def _members(order: tuple[str, ...]) -> str:
-    """Declarations and the cursor over `p_batch` (variables `m_<name>`), and the loop's head."""
-    declare = "\n".join(f"DECLARE m_{k} {_TYPES[k]};" for k in order)
+def _members(order: tuple[str, ...]) -> tuple[str, str]:
+    """(declarations, FETCH): a cursor `members` over `p_batch` reading each member into `m_<name>`."""
     columns = ", ".join(f"j_{k} VARCHAR(500) PATH '$[{i}]'" for i, k in enumerate(order))
-    return f"""{declare}
-DECLARE done INT DEFAULT 0; DECLARE answers LONGTEXT DEFAULT '';
+    declare = "\n".join(f"DECLARE m_{k} {_TYPES[k]};" for k in order) + f"""
+DECLARE done INT DEFAULT 0; DECLARE answers LONGTEXT DEFAULT ''; DECLARE lock_ids LONGTEXT DEFAULT '[]';
 DECLARE members CURSOR FOR SELECT * FROM JSON_TABLE(p_batch, '$[*]' COLUMNS ({columns})) AS batch;
-DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;
-OPEN members;
-next_member: LOOP
-  FETCH members INTO {", ".join(f"m_{k}" for k in order)};
-  IF done THEN LEAVE next_member; END IF;"""
+DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;"""
+    return declare, f"FETCH members INTO {', '.join(f'm_{k}' for k in order)}"
+
+
+# Every counter a batch will change is locked first, one by one in sorted order (`lock_ids`, a
+# JSON array): all writers of counters take their locks in one order (the general case's upsert
+# and a single UPDATE's index scan sort them alike), so batches on overlapping counters (a
+# distributor on two pipelines, a pipeline of two distributors) wait for each other instead of
+# deadlocking (measured, 2 workers, 2 distributors x 2 pipelines: 2,911 deadlocks and 439 503s
+# in 15 s without; 1 and 0 with). A missing counter locks nothing: its member falls back to the
+# general case, which makes it.
+_LOCK_ALL = """BEGIN
+  DECLARE lock_id TYPE OF quota_counters.id; DECLARE held INT; DECLARE locked INT DEFAULT 0;
+  DECLARE locks CURSOR FOR SELECT DISTINCT j_id FROM JSON_TABLE(lock_ids, '$[*]' COLUMNS (
+    j_id VARCHAR(500) PATH '$')) AS l ORDER BY j_id;
+  DECLARE CONTINUE HANDLER FOR NOT FOUND SET locked = 1;
+  OPEN locks;
+  next_lock: LOOP
+    FETCH locks INTO lock_id;
+    IF locked THEN LEAVE next_lock; END IF;
+    SELECT COUNT(*) INTO held FROM quota_counters WHERE id = lock_id FOR UPDATE;
+  END LOOP;
+  CLOSE locks;
+END;"""
 
 
 def _admit_body() -> tuple[list[str], str]:
@@ -74,11 +92,17 @@ def _admit_body() -> tuple[list[str], str]:
     # Per member: -1 = its context is stale (nothing written), -2 = its request_id is taken (a twin),
     # n = admitted (every counter had room), anything else = rolled back to its savepoint, for the
     # general case to decide. Counter ids beyond m_n are NULL: `id IN (.., NULL)` never matches.
-    # The usage row goes in first, before any counter is locked; one UPDATE adds 1 to every
-    # counter with room, locking them in id order.
+    # One UPDATE adds 1 to every counter with room (all locked already, see _LOCK_ALL).
+    declare, fetch = _members(ADMIT_MEMBER)
     body = f"""BEGIN
 DECLARE n INT; DECLARE counted TEXT;
-{_members(ADMIT_MEMBER)}
+{declare}
+SET lock_ids = p_locks;
+{_LOCK_ALL}
+OPEN members;
+next_member: LOOP
+  {fetch};
+  IF done THEN LEAVE next_member; END IF;
   SET n = -1, counted = '';
   IF m_ver <=> (SELECT version FROM table_versions WHERE name = 'dist_context') THEN
     SAVEPOINT member;
@@ -100,16 +124,34 @@ END LOOP;
 COMMIT;
 SELECT answers;
 END"""
-    return ["p_batch LONGTEXT"], body
+    return ["p_batch LONGTEXT", "p_locks LONGTEXT"], body
 
 
 def _finish_body(call_json: str) -> tuple[list[str], str]:
-    # Per member: [settled 1|0, the call as JSON or null]. The answer is read before the (shared,
-    # hot) concurrency counters are locked. NULL units/amount/error keep the row's own. FORCE
-    # INDEX: the optimizer otherwise weighs every index the WHERE names (measured: 0.05 ms).
+    # Per member: [settled 1|0, the call as JSON or null]. A first pass collects the concurrency
+    # gauges of the running calls (the counter ids of `limits_for`) to lock them. Gauges are
+    # freed only by the member that closed the call. NULL units/amount/error keep the row's own.
+    # FORCE INDEX: the optimizer otherwise weighs every index the WHERE names (measured: 0.05 ms).
+    declare, fetch = _members(FINISH_MEMBER)
     body = f"""BEGIN
 DECLARE settled INT; DECLARE pipe TYPE OF pipeline_usage_log.pipeline_id; DECLARE answer LONGTEXT;
-{_members(FINISH_MEMBER)}
+{declare}
+OPEN members;
+gauges: LOOP
+  {fetch};
+  IF done THEN LEAVE gauges; END IF;
+  SELECT JSON_ARRAY_APPEND(lock_ids, '$', CONCAT('dist:', distributor_id, '|C'),
+                           '$', CONCAT('pipe:', pipeline_id, '|C')) INTO lock_ids
+    FROM pipeline_usage_log WHERE id = m_call AND distributor_id = m_dist AND status = 'running';
+  SET done = 0;
+END LOOP;
+CLOSE members;
+SET done = 0;
+{_LOCK_ALL}
+OPEN members;
+next_member: LOOP
+  {fetch};
+  IF done THEN LEAVE next_member; END IF;
   UPDATE pipeline_usage_log FORCE INDEX (PRIMARY) SET status = m_status, units = IFNULL(m_units, units),
     amount = IFNULL(m_amount, amount), error = IFNULL(m_error, error), finished_at = m_now,
     latency_ms = GREATEST(0, TIMESTAMPDIFF(MICROSECOND, started_at, m_now) DIV 1000), updated_at = m_now
@@ -120,7 +162,7 @@ DECLARE settled INT; DECLARE pipe TYPE OF pipeline_usage_log.pipeline_id; DECLAR
   SET done = 0;
   IF settled = 1 THEN
     UPDATE quota_counters SET used = used - 1, updated_at = m_now
-    WHERE id IN (m_slot, CONCAT('pipe:', pipe, '|C')) AND used > 0;
+    WHERE id IN (CONCAT('dist:', m_dist, '|C'), CONCAT('pipe:', pipe, '|C')) AND used > 0;
   END IF;
   SET answers = CONCAT(answers, IF(answers = '', '[', ','), '[', settled, ',', IFNULL(answer, 'null'), ']');
 END LOOP;
