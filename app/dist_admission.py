@@ -632,7 +632,10 @@ class RawTx:
 
     async def admit_batch(self, members: list[dict[str, Any]]) -> list[tuple[int, str]]:
         """`pa_admit` over `members` (argument dicts of `admit`) → (n, "id=used,..") for each."""
-        locks = list({m[f"c{i}"] for m in members for i in range(MAX_COUNTERS)} - {None})
+        counters = [tuple(m[f"c{i}"] for i in range(MAX_COUNTERS)) for m in members]
+        # One set of counters for all (one distributor and pipeline): the first member's UPDATE
+        # locks them all in index order anyway, so the lock pass would only repeat it.
+        locks = [] if len(set(counters)) == 1 else list({c for cs in counters for c in cs} - {None})
         answer = await self._compound(self.procs.admit.call, {"batch": _batch(members, ADMIT_MEMBER),
                                                               "locks": _encode(locks).decode()})
         return [(int(n), counted) for n, _, counted in (line.partition(" ") for line in answer.splitlines())]
