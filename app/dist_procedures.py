@@ -89,22 +89,23 @@ END;"""
 def _admit_body() -> tuple[list[str], str]:
     ids = ", ".join(f"m_c{i}" for i in range(MAX_COUNTERS))
     room = " ".join(f"WHEN m_c{i} THEN IFNULL(m_l{i}, used + 1)" for i in range(MAX_COUNTERS))
+    # The contexts' version is read once: the batch's members are decided as of its start.
     # Per member: -1 = its context is stale (nothing written), -2 = its request_id is taken (a twin),
     # n = admitted (every counter had room), anything else = rolled back to its savepoint, for the
     # general case to decide. Counter ids beyond m_n are NULL: `id IN (.., NULL)` never matches.
     # One UPDATE adds 1 to every counter with room (all locked already, see _LOCK_ALL).
     declare, fetch = _members(ADMIT_MEMBER)
     body = f"""BEGIN
-DECLARE n INT; DECLARE counted TEXT;
+DECLARE n INT; DECLARE counted TEXT; DECLARE current_version BIGINT;
 {declare}
-SET lock_ids = p_locks;
+SET lock_ids = p_locks, current_version = (SELECT version FROM table_versions WHERE name = 'dist_context');
 {_LOCK_ALL}
 OPEN members;
 next_member: LOOP
   {fetch};
   IF done THEN LEAVE next_member; END IF;
   SET n = -1, counted = '';
-  IF m_ver <=> (SELECT version FROM table_versions WHERE name = 'dist_context') THEN
+  IF m_ver <=> current_version THEN
     SAVEPOINT member;
     BEGIN
       DECLARE EXIT HANDLER FOR 1062 SET n = -2;
