@@ -557,6 +557,15 @@ class ContextCache:
         self.entries[key] = (time_monotonic(), {**ctx, "call": None})
 
 
+ADMIT_STALE, ADMIT_TWIN = -1, -2  # pa_admit's answers besides n (admitted) and a shortfall
+_encode = msgspec.json.Encoder().encode
+
+
+def _batch(members: list[dict[str, Any]], order: tuple[str, ...]) -> str:
+    """Members as the JSON array of arrays the procedures read (Decimal as a string: exact)."""
+    return _encode([[m[k] for k in order] for m in members]).decode()
+
+
 class RawTx:
     """One MariaDB transaction on a raw aiomysql connection (autocommit off, READ COMMITTED), taken
     at its first statement: an admission decided on a cached context, or a plain finish, never
@@ -683,15 +692,6 @@ class RawTx:
         cur = await self._cursor()
         await cur.execute(MY_EXPIRED, (now, limit))
         return [{"id": r[0], "distributor_id": r[1]} for r in await cur.fetchall()]
-
-
-ADMIT_STALE, ADMIT_TWIN = -1, -2  # pa_admit's answers besides n (admitted) and a shortfall
-_encode = msgspec.json.Encoder().encode
-
-
-def _batch(members: list[dict[str, Any]], order: tuple[str, ...]) -> str:
-    """Members as the JSON array of arrays the procedures read (Decimal as a string: exact)."""
-    return _encode([[m[k] for k in order] for m in members]).decode()
 
 
 def _stamp(value: datetime) -> str:

@@ -69,8 +69,8 @@ DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;"""
 # and a single UPDATE's index scan sort them alike), so batches on overlapping counters (a
 # distributor on two pipelines, a pipeline of two distributors) wait for each other instead of
 # deadlocking (measured, 2 workers, 2 distributors x 2 pipelines: 2,911 deadlocks and 439 503s
-# in 15 s without; 1 and 0 with). A missing counter locks nothing: its member falls back to the
-# general case, which makes it.
+# in 15 s without; 0 and 0 with). A missing counter locks nothing: its member falls back to the
+# general case, which makes it. A batch with one set of counters passes none (`admit_batch`).
 _LOCK_ALL = """BEGIN
   DECLARE lock_id TYPE OF quota_counters.id; DECLARE held INT; DECLARE locked INT DEFAULT 0;
   DECLARE locks CURSOR FOR SELECT DISTINCT j_id FROM JSON_TABLE(lock_ids, '$[*]' COLUMNS (
