@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ./build.sh >/dev/null
-data=$(py3/bin/python -c 'from app.config import load_settings; print(load_settings().data_dir)')
-port=$(py3/bin/python -c 'from app.config import load_settings; print(load_settings().port)')
-host=$(py3/bin/python -c 'from app.config import load_settings; print(load_settings().host)')
+data=$(py3/bin/python -c 'from app.core.config import load_settings; print(load_settings().data_dir)')
+port=$(py3/bin/python -c 'from app.core.config import load_settings; print(load_settings().port)')
+host=$(py3/bin/python -c 'from app.core.config import load_settings; print(load_settings().host)')
 mkdir -p "$data/logs"
 pidfile="$data/pipeline-app.pid"
 if [ -f "$pidfile" ]; then

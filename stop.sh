@@ -2,7 +2,7 @@
 # Stop Pipeline-App: SIGTERM lets uvicorn drain in-flight requests, then the process exits.
 set -euo pipefail
 cd "$(dirname "$0")"
-data=$(py3/bin/python -c 'from app.config import load_settings; print(load_settings().data_dir)')
+data=$(py3/bin/python -c 'from app.core.config import load_settings; print(load_settings().data_dir)')
 pidfile="$data/pipeline-app.pid"
 if [ ! -f "$pidfile" ]; then
   echo "stop.sh: not running (no pid file $pidfile)"

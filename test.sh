@@ -10,4 +10,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
   echo "test.sh: installing Debian's chromium and a CJK font for the browser tests"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null
 fi
+# The layers of docs/architecture.md and the style rules: a wrong import or a lint error fails the run.
+py3/bin/lint-imports --no-cache
+py3/bin/ruff check --quiet .
 exec py3/bin/python -m pytest -n 2 "$@"

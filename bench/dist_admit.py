@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from live_server import Browserless, create_offer  # noqa: E402
+
 BIN = ROOT / "py3" / "bin"
 HERE = Path(__file__).resolve().parent
 PASSWORD = "bench-Secret-123"
@@ -40,12 +41,12 @@ def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
 
 
 def serve_command(port: int, workers: int) -> list[str]:
-    """`pipeline-app serve`, or the same argparse entry of app.serve while the CLI lacks it."""
+    """`pipeline-app serve`, or the same argparse entry of app.cli.serve while the CLI lacks it."""
     cli = subprocess.run([str(BIN / "pipeline-app"), "--help"], capture_output=True, text=True).stdout
     args = ["serve", "--port", str(port), "--workers", str(workers)]
     if "serve" in cli.partition("{")[2].partition("}")[0].split(","):
         return [str(BIN / "pipeline-app"), *args]
-    return [str(BIN / "python"), "-c", "import argparse, sys; from app.serve import add_parser; "
+    return [str(BIN / "python"), "-c", "import argparse, sys; from app.cli.serve import add_parser; "
             "p = argparse.ArgumentParser(); add_parser(p.add_subparsers()); a = p.parse_args(); sys.exit(a.func(a))",
             *args]
 

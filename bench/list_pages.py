@@ -20,7 +20,6 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
@@ -32,7 +31,7 @@ async def fill(url: str, pipelines: int, usage: int) -> list[str]:
     import aiomysql
     from sqlalchemy.engine import make_url
 
-    from app.ids import new_id
+    from app.core.ids import new_id
 
     u = make_url(url)
     conn = await aiomysql.connect(

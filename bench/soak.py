@@ -32,7 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, time as dtime, timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -313,7 +314,7 @@ def main() -> int:
     from sqlalchemy.engine import make_url
 
     sys.path.insert(0, str(ROOT))
-    from app.config import load_settings
+    from app.core.config import load_settings
 
     seconds = args.minutes * 60
     to_midnight = seconds_to_local_midnight(load_settings().business_timezone)

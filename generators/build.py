@@ -5,7 +5,6 @@ import json
 import shutil
 from pathlib import Path
 
-from app.config import ROOT
 from generators.ddl import ddl_text
 from generators.forms import write_forms
 from generators.manifest import write_manifest
@@ -14,7 +13,7 @@ from generators.spec import load_specs
 DIALECT_FILES = ("mysql", "sqlite", "postgresql")
 
 
-def build(root: Path = ROOT) -> Path:
+def build(root: Path) -> Path:
     """Write build/ddl/{app,rbac}.<dialect>.sql (and the manifest and forms) via a temp folder.
 
     A spec error raises before anything is moved into place, so build/ is never half-written.

@@ -26,7 +26,7 @@ def widget(f: Field, code_table: str | None, confidential: bool) -> str:
         return "textarea"
     if f.type in INPUT_TYPES:
         return INPUT_TYPES[f.type]
-    if f.type in ("short", "int", "long", "llong", "longlong", "decimal", "float", "double", "ddouble"):
+    if f.is_number:
         return "number"
     if f.format in ("email", "url"):
         return f.format
@@ -36,7 +36,7 @@ def widget(f: Field, code_table: str | None, confidential: bool) -> str:
 def step(f: Field) -> str:
     if f.type == "decimal":
         return "1" if not f.dec else "0." + "0" * (f.dec - 1) + "1"
-    return "1" if f.type in ("short", "int", "long", "llong", "longlong") else "any"
+    return "1" if f.is_int else "any"
 
 
 def write_forms(root: Path, specs: list[TableSpec], views: dict[str, dict], out: Path) -> None:

@@ -77,7 +77,7 @@ def normalise_view(spec: TableSpec, raw: dict | None, source: str) -> dict:
         and f.name not in SYSTEM_FIELDS and not (f.name in spec.primary and f.name == "id")
     ]
     search = check(_as_list(params.get("search_fields")), "search_fields") or [
-        n for n in list_fields if spec.field(n).type in ("str", "char") and n not in spec.primary
+        n for n in list_fields if spec.field(n).is_string and n not in spec.primary
         and not spec.code_for(n) and not spec.field(n).choices
     ]
     filters = check(_as_list(params.get("filter_fields")), "filter_fields") or [

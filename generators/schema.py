@@ -10,8 +10,26 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from sqlalchemy import (
-    CHAR, DECIMAL, BigInteger, CheckConstraint, Column, Date, DateTime, Double, Float, ForeignKeyConstraint,
-    Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text, Time, text,
+    CHAR,
+    DECIMAL,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Double,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    Time,
+    text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine

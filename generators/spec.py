@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ TYPES = frozenset(
 )
 INT_TYPES = frozenset("short int long llong longlong".split())
 FLOAT_TYPES = frozenset("float double ddouble".split())
-TEXT_TYPES = frozenset("str char text".split())
+STRING_TYPES = frozenset("str char".split())  # short text: a single-line input, searchable
+TEXT_TYPES = STRING_TYPES | {"text"}
+NUMBER_TYPES = INT_TYPES | FLOAT_TYPES | {"decimal"}
+DATETIME_TYPES = frozenset("datetime timestamp".split())
 TIME_TYPES = frozenset("date time datetime timestamp".split())
 
 TOP_KEYS = {"summary", "fields", "indexes", "codes", "data"}
@@ -86,6 +90,18 @@ class Field:
     @property
     def is_text(self) -> bool:
         return self.type in TEXT_TYPES
+
+    @property
+    def is_string(self) -> bool:
+        return self.type in STRING_TYPES
+
+    @property
+    def is_number(self) -> bool:
+        return self.type in NUMBER_TYPES
+
+    @property
+    def is_datetime(self) -> bool:
+        return self.type in DATETIME_TYPES
 
 
 @dataclass(frozen=True)

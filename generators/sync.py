@@ -15,28 +15,41 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    CheckConstraint, Column, ForeignKeyConstraint, MetaData, Table, UniqueConstraint, and_, func, inspect,
-    or_, select,
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    MetaData,
+    Table,
+    UniqueConstraint,
+    and_,
+    func,
+    inspect,
+    or_,
+    select,
 )
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import (
-    AddConstraint, CreateColumn, CreateIndex, CreateTable, DropConstraint, DropIndex, SetColumnComment,
+    AddConstraint,
+    CreateColumn,
+    CreateIndex,
+    CreateTable,
+    DropConstraint,
+    DropIndex,
+    SetColumnComment,
     SetTableComment,
 )
 
 from generators.schema import build_metadata
-from generators.spec import TableSpec, load_specs
+from generators.spec import TableSpec
 
 
 class SyncError(RuntimeError):
@@ -442,7 +455,7 @@ async def plan_sync(engine: AsyncEngine, specs: Iterable[TableSpec], allow_destr
         return await conn.run_sync(lambda c: _plan(c, specs, allow_destructive))
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     return " ".join(str(orig).split()) or type(orig).__name__
 
@@ -465,41 +478,6 @@ async def apply_sync(engine: AsyncEngine, plan: Plan) -> int:
                         for sql in step.statements:
                             await conn.exec_driver_sql(sql.replace("%", "%%") if double else sql)
             except SQLAlchemyError as exc:
-                raise SyncError(f"step {n} ({step.description}) failed: {_one_line(exc)} "
+                raise SyncError(f"step {n} ({step.description}) failed: {one_line(exc)} "
                                 f"[{n - 1} step(s) before it were applied]") from exc
     return len(plan.steps)
-
-
-def default_models() -> list[Path]:
-    """Every module folder under models/ except rbac, whose tables live in the RBAC database."""
-    from app.config import ROOT
-
-    return sorted(p for p in (ROOT / "models").iterdir() if p.is_dir() and p.name != "rbac")
-
-
-async def sync_command(url: str, models: list[str] | None, dry_run: bool = False,
-                       allow_destructive: bool = False) -> int:
-    """The CLI's `db sync`: 0 when done (or nothing to do), 1 on a database error.
-
-    A broken spec raises SpecError before any connection is made; the CLI turns it into exit 2.
-    """
-    from app.db import make_engine
-
-    specs = load_specs(list(models) if models else default_models())
-    engine = make_engine(url)
-    try:
-        plan = await plan_sync(engine, specs, allow_destructive)
-        print(plan.render())
-        if dry_run:
-            if plan.steps:
-                print("Dry run: nothing was changed.")
-            return 0
-        if plan.steps:
-            applied = await apply_sync(engine, plan)
-            print(f"Applied {applied} step(s).")
-        return 0
-    except (SyncError, SQLAlchemyError, OSError) as exc:
-        print(f"pipeline-app db sync: {_one_line(exc)}", file=sys.stderr)
-        return 1
-    finally:
-        await engine.dispose()

@@ -111,8 +111,8 @@ ADMIN_PASSWORD = "admin-Secret-123"
 
 async def prepare_databases(app_url: str, rbac_url: str) -> None:
     """Create the app tables and the RBAC schema (empty) in fresh databases."""
-    from app.config import ROOT as APP_ROOT
-    from app.db import make_engine
+    from app.core.config import ROOT as APP_ROOT
+    from app.core.db import make_engine
     from generators.schema import build_metadata
     from generators.spec import load_specs
 
@@ -121,8 +121,7 @@ async def prepare_databases(app_url: str, rbac_url: str) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(build_metadata(specs).create_all)
     await engine.dispose()
-    from app import rbac
-
+    from app.auth import rbac
     engine = make_engine(rbac_url)
     await rbac.ensure_rbac_schema(engine)
     await engine.dispose()
@@ -131,7 +130,7 @@ async def prepare_databases(app_url: str, rbac_url: str) -> None:
 def app_settings(app_url: str, rbac_url: str, data_dir: Path):
     import dataclasses
 
-    from app.config import load_settings
+    from app.core.config import load_settings
 
     return dataclasses.replace(load_settings(), database=app_url, rbac_database=rbac_url, data_dir=data_dir,
                                key_secret="test-secret")
@@ -169,13 +168,13 @@ async def live_app(db_url, tmp_path):
     every path registered and an admin `admin` with role `pipeline.admin`. Yields (app, ctx)."""
     from litestar.testing import AsyncTestClient
 
-    from app import rbac
-    from app.main import create_app
+    from app.auth import rbac
+    from app.web.app import create_app
 
     await prepare_databases(db_url, db_url)
     settings = app_settings(db_url, db_url, tmp_path)
     app = create_app(settings)
-    from app.db import make_engine
+    from app.core.db import make_engine
 
     engine = make_engine(db_url)
     await rbac.register_paths(engine, rbac.app_paths(app), settings.rbac_defaults, dry_run=False)
@@ -201,7 +200,7 @@ async def seed(ctx, **rows) -> None:
     """Insert rows directly, on an engine of this event loop (the app client runs in another)."""
     from sqlalchemy import insert
 
-    from app.db import make_engine
+    from app.core.db import make_engine
 
     engine = make_engine(ctx.settings.database)
     async with engine.begin() as conn:

@@ -1,4 +1,4 @@
-"""Login, server-side sessions, CSRF, throttling and path authorization (app.auth, app.sessions).
+"""Login, server-side sessions, CSRF, throttling and path authorization (app.web.auth, app.auth.sessions).
 
 Every database test runs on SQLite and on MariaDB, with the app database and the RBAC database
 as two different databases.
@@ -11,15 +11,16 @@ import hashlib
 import re
 
 import pytest
+from conftest import app_settings, make_database, prepare_databases
 from litestar import get
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event, func, insert, select, update
 
-from app import rbac
-from app.auth import Principal, safe_next
-from app.db import make_engine
-from app.sessions import sessions_table, throttle_delay, throttle_table
-from conftest import app_settings, make_database, prepare_databases
+from app.auth import rbac
+from app.auth.sessions import sessions_table, throttle_delay, throttle_table
+from app.core.clock import utcnow
+from app.core.db import make_engine
+from app.web.auth import Principal, safe_next
 
 ADMIN_PW = "admin-Pass-1"
 VIEWER_PW = "viewer-Pass-1"
@@ -41,7 +42,7 @@ async def env(db_url, rbac_url, tmp_path):
     """The real app on two fresh databases, every path registered, three users:
     admin (pipeline.admin), viewer (pipeline.viewer: may only view pipeline records) and
     gone (disabled)."""
-    from app.main import create_app
+    from app.web.app import create_app
 
     rbac.invalidate()
     await prepare_databases(db_url, rbac_url)
@@ -273,7 +274,7 @@ async def test_expired_session_is_anonymous(env):
     await login(env.client, "admin", ADMIN_PW)
     s = sessions_table()
     async with env.app_db.begin() as conn:
-        await conn.execute(update(s).values(expires_at=rbac.utcnow().replace(year=2000)))
+        await conn.execute(update(s).values(expires_at=utcnow().replace(year=2000)))
     assert (await me(env.client)).status_code == 401
 
 
@@ -304,7 +305,7 @@ async def test_throttle_after_five_failures_then_wait_then_success_resets(env):
     t = throttle_table()
     async with env.app_db.connect() as conn:
         until = (await conn.execute(select(func.max(t.c.locked_until)))).scalar()
-    await asyncio.sleep(max(0.0, (until - rbac.utcnow()).total_seconds()) + 0.2)
+    await asyncio.sleep(max(0.0, (until - utcnow()).total_seconds()) + 0.2)
     ok = await login(env.client, "admin", ADMIN_PW)
     assert ok.status_code == 303
     assert await env.scalar(env.app_db, select(func.count()).select_from(t)) == 0  # user and IP keys reset
@@ -325,7 +326,7 @@ async def test_throttle_per_ip_catches_spraying_usernames(env):
 
 async def test_waits_double_and_a_success_is_possible_after_the_cap(env):
     t = throttle_table()
-    now = rbac.utcnow()
+    now = utcnow()
     async with env.app_db.begin() as conn:  # a stranger already failed 40 times for this user
         await conn.execute(insert(t).values(id="u:admin", fail_count=40, last_fail=now, locked_until=now))
     await login(env.client, "admin", WRONG)
@@ -418,7 +419,7 @@ async def test_few_queries_per_request(env):
 
 
 async def test_no_redirect_loop_before_paths_are_registered(db_url, rbac_url, tmp_path):
-    from app.main import create_app
+    from app.web.app import create_app
 
     await prepare_databases(db_url, rbac_url)
     app = create_app(app_settings(db_url, rbac_url, tmp_path))

@@ -1,4 +1,4 @@
-"""Smart batching (app.batching): what arrives while a batch is out goes in the next one, each
+"""Smart batching (app.core.batching): what arrives while a batch is out goes in the next one, each
 caller gets its own result, a failed batch fails only its own callers."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.batching import Batcher
+from app.core.batching import Batcher
 
 
 class Recorder:

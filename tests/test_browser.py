@@ -9,7 +9,6 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-
 from conftest import make_database
 from live_server import LiveServer, prepare, server_env
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from app.db import dialect_name, make_engine
+from app.core.db import dialect_name, make_engine
 from generators.ddl import ddl_statements
 from generators.spec import load_specs
 from generators.sync import plan_sync

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from app import dist_admission as adm
-from app.crud import utcnow
-from app.keys import generate_key
+from app.core.clock import utcnow
+from modules.pipeline_dist import admission as adm
+from modules.pipeline_dist.key_format import generate_key
 
 API = "/api/dist/v1"
 
@@ -28,7 +28,7 @@ API = "/api/dist/v1"
 async def dist_admin(admin):
     """The admin, plus an engine and a store on the test's own event loop for direct reads and
     sweeps (the in-process app runs on another loop, so its engines cannot be used from here)."""
-    from app.db import make_engine
+    from app.core.db import make_engine
 
     ctx = admin.ctx
     ctx.extras["dist"].keys.ttl = 0  # revocation visible at once in tests (the cache has its own test)
@@ -400,7 +400,7 @@ async def test_each_limit(dist_admin, name):
         assert_error(await admit(w, "over"), 429)  # finishing never gives a quota back
     rows = await usage_rows(w)
     assert all(row["request_id"] != "over" or row["status"] == "running" for row in rows)
-    from app.observability import DIST_CALLS
+    from app.ops.observability import DIST_CALLS
 
     assert DIST_CALLS.labels("rejected", name)._value.get() >= 1
     await assert_counters_match_usage(w)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import make_database
 from live_server import Browserless, LiveServer, create_offer, prepare, server_env
 
@@ -103,9 +102,9 @@ def max_overlap(windows: list[tuple[float, float]]) -> int:
 
 
 async def test_two_servers_admit_exactly(mariadb_url, tmp_path):
-    from app.config import load_settings
-    from app.crud import utcnow
-    from app.dist_admission import periods
+    from app.core.clock import utcnow
+    from app.core.config import load_settings
+    from modules.pipeline_dist.admission import periods
 
     to_midnight = periods(load_settings().business_timezone, utcnow())[2]
     if to_midnight < 90:  # the daily quota must not roll over mid-test

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import secrets
 
+from conftest import _mariadb_admin, make_database
 from sqlalchemy.engine import make_url
 
-from app.dist_admission import RawStore
-from conftest import _mariadb_admin, make_database
+from modules.pipeline_dist.admission import RawStore
 
 
 def procedure_names(conn, schema: str) -> set[str]:

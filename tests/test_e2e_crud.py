@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import make_database
 from live_server import Browserless, LiveServer, prepare, server_env
 

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
-
 from conftest import make_database
 from live_server import Browserless, LiveServer, free_port, prepare, server_env
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "fault-Passw0rd!"

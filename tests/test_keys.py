@@ -12,12 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import seed
 from sqlalchemy import insert, select, update
 
-from app.crud import utcnow
-from app.keys import KEY_LEN, generate_key, key_hash, well_formed
+from app.core.clock import utcnow
+from modules.pipeline_dist.key_format import KEY_LEN, generate_key, key_hash, well_formed
 from modules.pipeline_dist.keys import verify_key
-from conftest import seed
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/pipeline_dist/distributors"
@@ -28,7 +28,7 @@ class Db:
     """The app database seen from the test's own event loop."""
 
     def __init__(self, ctx):
-        from app.db import make_engine
+        from app.core.db import make_engine
 
         self.ctx, self.engine = ctx, make_engine(ctx.settings.database)
 
@@ -228,19 +228,19 @@ async def test_distributor_page_shows_own_prices(op):
 
 def _cli() -> list[str]:
     """`pipeline-app` once `dist` is wired into app/cli.py; the same parser stand-alone until then."""
-    from app.cli import parser
+    from app.cli.main import parser
 
     try:
         parser().parse_args(["dist", "genkey", "--distributor", "x"])
         return [str(ROOT / "py3" / "bin" / "pipeline-app")]
     except SystemExit:
-        return [sys.executable, "-m", "app.cli_dist"]
+        return [sys.executable, "-m", "app.cli.dist"]
 
 
 async def test_cli_genkey(db_url, tmp_path):
-    from app.catalog import load_catalog
-    from app.config import load_settings
-    from app.db import make_engine
+    from app.core.catalog import load_catalog
+    from app.core.config import load_settings
+    from app.core.db import make_engine
 
     catalog = load_catalog(ROOT / "build")
     engine = make_engine(db_url)

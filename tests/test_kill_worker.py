@@ -30,7 +30,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import make_database
 from live_server import Browserless, LiveServer, create_offer, prepare, server_env
 
@@ -144,9 +143,9 @@ async def burst(client: httpx.AsyncClient, key: str, log: dict, stop: asyncio.Ev
 
 
 async def test_kill_worker_loses_nothing_and_leaks_no_slot(mariadb_url, tmp_path):
-    from app.config import load_settings
-    from app.crud import utcnow
-    from app.dist_admission import periods
+    from app.core.clock import utcnow
+    from app.core.config import load_settings
+    from modules.pipeline_dist.admission import periods
 
     if periods(load_settings().business_timezone, utcnow())[2] < 60:  # no daily roll-over mid-test
         await asyncio.sleep(61)

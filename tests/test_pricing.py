@@ -10,11 +10,11 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-
-from app.crud import Actor, CrudError, create_row, update_row
-from app.ids import new_id
-from modules.pipeline_ops.pricing import Price, period_bounds, pick_price, resolve_price, resolve_prices
 from conftest import seed
+
+from app.core.ids import new_id
+from app.crud.store import Actor, CrudError, create_row, update_row
+from modules.pipeline_ops.pricing import Price, period_bounds, pick_price, resolve_price, resolve_prices
 
 T0 = datetime(2025, 1, 1)
 T1 = datetime(2025, 6, 1)
@@ -145,10 +145,10 @@ async def ctx(db_url, tmp_path):
     """An app context (no HTTP) on a fresh database with every app table."""
     import dataclasses
 
-    from app.catalog import load_catalog
-    from app.config import ROOT, load_settings
-    from app.context import AppContext
-    from app.db import make_engine
+    from app.core.catalog import load_catalog
+    from app.core.config import ROOT, load_settings
+    from app.core.context import AppContext
+    from app.core.db import make_engine
 
     settings = dataclasses.replace(load_settings(), database=db_url, rbac_database=db_url, data_dir=tmp_path,
                                    key_secret="test-secret")
@@ -298,9 +298,8 @@ async def test_overlap_refused_through_api_and_form(admin):
 
 
 async def test_price_and_usage_blocks(ctx):
+    from app.core.clock import utcnow
     from modules.pipeline_ops.pricing import prices_block, usage_block
-
-    from app.crud import utcnow
 
     now = utcnow()
     await seed(ctx, pipelines=[pipeline("P1", "p1")],

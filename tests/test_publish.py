@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, insert, select, update
 
-from app.catalog import load_catalog
-from app.context import AppContext
-from app.crud import Actor, CrudError, utcnow
-from app.db import make_engine
-from app.ids import new_id
+from app.core.catalog import load_catalog
+from app.core.clock import utcnow
+from app.core.context import AppContext
+from app.core.db import make_engine
+from app.core.ids import new_id
+from app.crud.store import Actor, CrudError
 from modules.pipeline_core import publish as svc
 
 ROOT = Path(__file__).resolve().parent.parent

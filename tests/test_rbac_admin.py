@@ -13,8 +13,8 @@ async def switch(op: Operator, username: str, password: str) -> None:
 
 
 async def test_grant_and_revoke_a_path(admin, db_url):
-    from app import rbac
-    from app.db import make_engine
+    from app.auth import rbac
+    from app.core.db import make_engine
 
     engine = make_engine(db_url)
     await rbac.add_user(engine, "viewer", "viewer-Passw0rd", "ops.viewer")
@@ -54,8 +54,8 @@ async def test_grant_and_revoke_a_path(admin, db_url):
 
 
 async def test_users_and_roles(admin, db_url):
-    from app import rbac
-    from app.db import make_engine
+    from app.auth import rbac
+    from app.core.db import make_engine
 
     engine = make_engine(db_url)
     await rbac.add_user(engine, "carol", "carol-Passw0rd", "ops.viewer")

@@ -1,4 +1,4 @@
-"""Path registration, users and the `pipeline-app rbac` commands (app.rbac, app.cli)."""
+"""Path registration, users and the `pipeline-app rbac` commands (app.auth.rbac, app.cli.main)."""
 from __future__ import annotations
 
 import json
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, inspect, select
 
-from app import rbac
-from app.config import ROOT
-from app.db import make_engine
-from app.passwords import verify_password
+from app.auth import rbac
+from app.auth.passwords import verify_password
+from app.core.config import ROOT
+from app.core.db import make_engine
 
 DEFAULTS = {"any": ["/login", "/static/**"], "pipeline.admin": ["/pipeline_core/**", "/rbac/**"]}
 
@@ -41,16 +41,16 @@ async def rows(url: str, stmt) -> list:
 
 def cli(args: list[str], rbac_url: str, tmp_path: Path, stdin: str | None = None
         ) -> subprocess.CompletedProcess:
-    env = {**os.environ, "SAGE_RBAC_DB": rbac_url, "PIPELINE_DB": f"sqlite:///{tmp_path / 'app.db'}",
+    env = {**os.environ, "SAGE_RBAC_DB": rbac_url, "PIPELINE_DB": f"sqlite:///{tmp_path / 'app.core.db'}",
            "PIPELINE_DATA": str(tmp_path / "data"), "PIPELINE_KEY_SECRET": "test-secret"}
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, input=stdin,
+    return subprocess.run([sys.executable, "-m", "app.cli.main", *args], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
 def app():
-    from app.config import load_settings
-    from app.main import create_app
+    from app.core.config import load_settings
+    from app.web.app import create_app
 
     return create_app(load_settings())
 
@@ -76,7 +76,7 @@ def test_app_paths_come_from_the_routes(app):
 def test_every_path_the_app_serves_is_granted_to_some_role_by_default(app):
     """A route nobody is granted is unreachable (default deny): adding a route without adding
     its grant to `rbac_defaults` in conf/config.yaml fails here."""
-    from app.config import load_settings
+    from app.core.config import load_settings
 
     defaults = load_settings().rbac_defaults
     grants = rbac.grant_set(tuple(g for paths in defaults.values() for g in paths))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from litestar import Litestar
-
 from conftest import ADMIN_PASSWORD, Operator
+from litestar import Litestar
 
 SKIP_METHODS = {"HEAD", "OPTIONS"}
 
@@ -29,9 +28,9 @@ def routes(app: Litestar) -> list[tuple[str, str]]:
 
 
 async def test_every_route_is_guarded(live_app, db_url):
-    from app import rbac
-    from app.auth import path_allowed
-    from app.db import make_engine
+    from app.auth import rbac
+    from app.core.db import make_engine
+    from app.web.auth import path_allowed
 
     app, client = live_app
     settings = app.state.ctx.settings

@@ -7,7 +7,6 @@ import io
 import re
 
 import openpyxl
-
 from conftest import Operator
 from test_routes_authz import concrete, routes
 
@@ -38,9 +37,9 @@ async def test_every_write_needs_the_csrf_token(admin):
 
 
 async def test_no_secret_in_pages_json_exports_or_logs(admin, db_url):
-    from app import rbac
-    from app.db import make_engine
-    from app.keys import key_hash
+    from app.auth import rbac
+    from app.core.db import make_engine
+    from modules.pipeline_dist.key_format import key_hash
 
     d = (await admin.api("POST", "/api/pipeline_dist/distributors", json={"name": "Secretive"})).json()
     key = (await admin.api("POST", f"/api/pipeline_dist/distributors/{d['id']}/generate_key", json={})).json()[

@@ -13,11 +13,17 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from app.db import make_engine
+from app.cli.db_sync import default_models, sync_command
+from app.core.db import make_engine
 from generators.schema import build_metadata
 from generators.spec import load_specs
 from generators.sync import (
-    Plan, SyncError, apply_sync, classify, default_models, norm_type, plan_sync, sync_command,
+    Plan,
+    SyncError,
+    apply_sync,
+    classify,
+    norm_type,
+    plan_sync,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 
-from app.ids import new_id
+from app.core.ids import new_id
 
 
 async def test_daily_totals_and_chart(admin, db_url):
-    from app.catalog import load_catalog
-    from app.config import ROOT
-    from app.db import make_engine
+    from app.core.catalog import load_catalog
+    from app.core.config import ROOT
+    from app.core.db import make_engine
 
     p = (await admin.api("POST", "/api/pipeline_core/pipelines", json={"code": "u1", "name": "Usage One"})).json()
     d = (await admin.api("POST", "/api/pipeline_dist/distributors", json={"name": "Dee"})).json()

@@ -29,10 +29,12 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.catalog import TableView
-from app.context import AppContext
-from app.crud import Actor, CrudError, audit, jsonable, utcnow
-from app.ids import new_id
+from app.core.catalog import TableView
+from app.core.clock import utcnow
+from app.core.context import AppContext
+from app.core.ids import new_id
+from app.core.retry import Retryable, retrying
+from app.crud.store import Actor, CrudError, audit, jsonable
 from modules.pipeline_ops.pricing import pick_price
 
 PUBLISHABLE = ("draft", "active")
@@ -203,17 +205,20 @@ async def _write_version(ctx: AppContext, conn: AsyncConnection, pipeline: dict,
 
 async def _with_retry(ctx: AppContext, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run `work` in one transaction; a version-number clash (a racing publish) retries once."""
-    for attempt in (1, 2):
+    def lost() -> CrudError:
+        return CrudError(409, "another change to this pipeline got there first; try again")
+
+    async def attempt() -> T:
         try:
             async with ctx.db.begin() as conn:
                 return await work(conn)
         except IntegrityError as exc:
-            clash = "pipeline_versions" in str(exc.orig) and ("unique" in str(exc.orig).lower()
-                                                              or "duplicate" in str(exc.orig).lower())
-            if clash and attempt == 1:
-                continue
-            raise CrudError(409, "another change to this pipeline got there first; try again") from None
-    raise AssertionError("unreachable")
+            text = str(exc.orig).lower()
+            if "pipeline_versions" in text and ("unique" in text or "duplicate" in text):
+                raise Retryable(text) from None
+            raise lost() from None
+
+    return await retrying(attempt, give_up=lost, attempts=2, delay=0)
 
 
 def version_out(row: dict) -> dict[str, Any]:
@@ -269,7 +274,7 @@ def _from_json(tv: TableView, name: str, value: Any) -> Any:
     if value is None:
         return None
     kind = tv.fields[name].type
-    if kind in ("datetime", "timestamp"):
+    if tv.fields[name].is_datetime:
         return datetime.fromisoformat(value)
     if kind == "date":
         return date.fromisoformat(value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.catalog import TableView
+from app.core.catalog import TableView
 
 
 async def step_rule(conn: Any, tv: TableView, row: dict[str, Any], row_id: str | None) -> dict[str, str]:

@@ -13,10 +13,11 @@ from typing import Any
 from litestar import Request
 from sqlalchemy import select
 
-from app.catalog import TableView
-from app.context import ctx_of
-from app.crud import CrudError, public, utcnow
-from app.ui import lang_of
+from app.core.catalog import TableView
+from app.core.clock import utcnow
+from app.core.context import ctx_of
+from app.crud.store import CrudError, public
+from app.web.ui import lang_of
 from modules.pipeline_dist.keys import issue_key, revoke_key
 from modules.pipeline_ops.pricing import bilingual, choice_label, describe, resolve_prices, table_html
 
@@ -43,7 +44,7 @@ def _answer(request: Request, key: str, row: dict[str, Any], extra: dict[str, An
 
 
 async def generate_key(request: Request, tv: TableView, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    from app.crud_routes import actor_of
+    from app.web.pages import actor_of
 
     _only(data, set())
     key, row = await issue_key(ctx_of(request), actor_of(request), row_id)
@@ -52,7 +53,7 @@ async def generate_key(request: Request, tv: TableView, row_id: str, data: dict[
 
 async def rotate_key(request: Request, tv: TableView, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """Body (optional): `{"grace_hours": n}` — how long the old key keeps working; 0 for a leak."""
-    from app.crud_routes import actor_of
+    from app.web.pages import actor_of
 
     _only(data, {"grace_hours"})
     key, row = await issue_key(ctx_of(request), actor_of(request), row_id, rotate=True,
@@ -63,7 +64,7 @@ async def rotate_key(request: Request, tv: TableView, row_id: str, data: dict[st
 
 async def revoke_key_action(request: Request, tv: TableView, row_id: str,
                             data: dict[str, Any]) -> dict[str, Any]:
-    from app.crud_routes import actor_of
+    from app.web.pages import actor_of
 
     _only(data, set())
     return public(tv, await revoke_key(ctx_of(request), actor_of(request), row_id))

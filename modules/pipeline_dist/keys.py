@@ -2,7 +2,7 @@
 
 Used by the record-page actions, the `pipeline-app dist genkey` command and the distributor
 API. The key itself exists only in the return value of `issue_key`; the table keeps its HMAC
-(`app.keys.key_hash` with `settings.key_secret`) and a display prefix. Rotation keeps exactly
+(`modules.pipeline_dist.key_format.key_hash` with `settings.key_secret`) and a display prefix. Rotation keeps exactly
 one previous key alive for a grace period so clients can switch without an outage; a leak is
 handled with grace 0 or a revoke, both immediate. Every change writes an audit row in the same
 transaction; the audit drops the view's confidential fields (both hashes).
@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.config import Settings
-from app.crud import Actor, CrudError, audit, get_row, utcnow
-from app.keys import display_prefix, generate_key, key_hash, well_formed
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.crud.store import Actor, CrudError, audit, get_row
+from modules.pipeline_dist.key_format import display_prefix, generate_key, key_hash, well_formed
 
 MAX_GRACE_HOURS = 24 * 30
 
@@ -108,7 +109,7 @@ def _distributors() -> Table:
     """The distributors table for callers that have settings but no catalog (`verify_key`)."""
     from sqlalchemy import MetaData
 
-    from app.config import ROOT
+    from app.core.config import ROOT
     from generators.schema import add_table
     from generators.spec import load_spec
 

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from html import escape
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.clock import business_day, day_bounds, month_bounds
 
 SCALE = Decimal("0.000001")
 DEFAULT_CURRENCY = "CNY"
@@ -221,9 +222,9 @@ def _when(value: datetime | None, lang: str) -> str:
 
 async def prices_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
     """The pipeline page's "effective prices" block: what each level charges now, and what is scheduled."""
-    from app.context import ctx_of
-    from app.crud import utcnow
-    from app.ui import lang_of
+    from app.core.clock import utcnow
+    from app.core.context import ctx_of
+    from app.web.ui import lang_of
 
     ctx, lang, now = ctx_of(request), lang_of(request), utcnow()
     ptv = ctx.catalog.tables["pipeline_pricing"]
@@ -260,15 +261,8 @@ def period_bounds(tz_name: str, now_utc: datetime) -> dict[str, tuple[datetime, 
 
     Built from local calendar dates (not by adding 24 h) so a DST change never shifts a day.
     """
-    tz = ZoneInfo(tz_name)
-    local = now_utc.replace(tzinfo=UTC).astimezone(tz).date()
-
-    def utc(d: date) -> datetime:
-        return datetime.combine(d, time(), tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
-
-    month = local.replace(day=1)
-    next_month = (month + timedelta(days=32)).replace(day=1)
-    return {"day": (utc(local), utc(local + timedelta(days=1))), "month": (utc(month), utc(next_month))}
+    local = business_day(tz_name, now_utc)
+    return {"day": day_bounds(tz_name, local), "month": month_bounds(tz_name, local)}
 
 
 async def usage_counts(conn: AsyncConnection, catalog: Any, pipeline_id: str, tz_name: str,
@@ -287,9 +281,9 @@ async def usage_counts(conn: AsyncConnection, catalog: Any, pipeline_id: str, tz
 
 async def usage_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
     """The pipeline page's usage block: today / this month / running now against its capacity."""
-    from app.context import ctx_of
-    from app.crud import utcnow
-    from app.ui import lang_of
+    from app.core.clock import utcnow
+    from app.core.context import ctx_of
+    from app.web.ui import lang_of
 
     ctx, lang = ctx_of(request), lang_of(request)
     ct = ctx.catalog.tables["pipeline_capacity"].table

@@ -8,19 +8,19 @@ an index range on (pipeline_id | distributor_id, started_at) and works the same 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from html import escape
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Request, get
 from litestar.response import Template
 from sqlalchemy import and_, case, func, select
 
-from app.context import ctx_of
-from app.render import render
-from app.ui import lang_of
+from app.core.clock import business_day, day_bounds, utcnow
+from app.core.context import ctx_of
+from app.web.render import render
+from app.web.ui import lang_of
 
 MAX_DAYS = 62
 COUNTED = ("running", "succeeded", "failed", "expired")
@@ -35,19 +35,13 @@ class Day:
 
 def days_back(tz_name: str, days: int, today: date | None = None) -> list[Day]:
     """The last `days` business days, oldest first, with their naive-UTC bounds."""
-    tz = ZoneInfo(tz_name)
-    today = today or datetime.now(UTC).astimezone(tz).date()
+    today = today or business_day(tz_name, utcnow())
     return days_between(tz_name, today - timedelta(days=days - 1), today)
 
 
 def days_between(tz_name: str, first: date, last: date) -> list[Day]:
-    tz = ZoneInfo(tz_name)
-
-    def utc(d: date) -> datetime:
-        return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
-
-    n = (last - first).days + 1
-    return [Day(first + timedelta(i), utc(first + timedelta(i)), utc(first + timedelta(i + 1))) for i in range(n)]
+    days = [first + timedelta(i) for i in range((last - first).days + 1)]
+    return [Day(d, *day_bounds(tz_name, d)) for d in days]
 
 
 async def daily_totals(request: Request, field: str, value: str, days: list[Day]) -> list[tuple[Day, int, Decimal]]:
@@ -129,8 +123,7 @@ def _parse_day(text: str | None, default: date) -> date:
 async def usage_daily(request: Request) -> Template:
     """Totals per business day × distributor × pipeline, filterable, at most 62 days at once."""
     ctx = ctx_of(request)
-    tz = ZoneInfo(ctx.settings.business_timezone)
-    today = datetime.now(UTC).astimezone(tz).date()
+    today = business_day(ctx.settings.business_timezone, utcnow())
     last = _parse_day(request.query_params.get("to"), today)
     first = _parse_day(request.query_params.get("from"), last - timedelta(days=13))
     first = max(first, last - timedelta(days=MAX_DAYS - 1))

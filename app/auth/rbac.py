@@ -1,0 +1,392 @@
+"""The shared RBAC database: path grants, roles, users, and registering the app's paths.
+
+Tables are the ecosystem's (`models/rbac/*.json`), compiled by our own `build_metadata`; every
+statement below is built from those `Table` objects with bound values.
+
+Role keys are `orgtypeid.name` (`pipeline.admin`). The implicit roles `any`, `anonymous` and
+`logined` have no org type: they are `role` rows with an empty `orgtypeid`, and their key is the
+bare name.
+
+Lookups (a user's status and roles; the grants of a role set) are cached per worker process for
+`rbac_cache_seconds`; `invalidate()` drops the cache at once when this process changes a grant,
+other workers follow within the cache time.
+"""
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, Table, func, insert, inspect, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.auth.passwords import hash_password
+from app.core.cache import TTLCache
+from app.core.config import ROOT
+from app.core.ids import new_id
+
+IMPLICIT_ROLES = ("any", "anonymous", "logined")
+ACTIVE_STATUS = "0"
+"""`users.user_status`: the ecosystem's default "0" means active; "1" or anything else is disabled."""
+
+
+# ---------------------------------------------------------------- tables
+
+@lru_cache(maxsize=1)
+def rbac_metadata() -> MetaData:
+    from generators.schema import build_metadata
+    from generators.spec import load_specs
+
+    return build_metadata(load_specs([ROOT / "models" / "rbac"]))
+
+
+def table(name: str) -> Table:
+    return rbac_metadata().tables[name]
+
+
+def role_key(orgtypeid: str | None, name: str) -> str:
+    return f"{orgtypeid}.{name}" if orgtypeid else name
+
+
+def split_role_key(key: str) -> tuple[str, str]:
+    """`pipeline.admin` → (`pipeline`, `admin`); `any` → (``, `any`)."""
+    orgtypeid, dot, name = key.partition(".")
+    return (orgtypeid, name) if dot else ("", key)
+
+
+# ---------------------------------------------------------------- path matching
+
+def _segments(path: str) -> tuple[str, ...]:
+    path = path.strip("/")
+    return tuple(path.split("/")) if path else ()
+
+
+def _is_param(segment: str) -> bool:
+    return len(segment) > 2 and segment[0] == "{" and segment[-1] == "}"
+
+
+@lru_cache(maxsize=4096)
+def _compile(grant: str) -> tuple[tuple[str, ...], bool] | None:
+    """A grant → (its segments, whether it ends in a wildcard); None for a grant that is no path."""
+    grant = (grant or "").strip()
+    if not grant.startswith("/"):
+        return None
+    wildcard = grant.endswith(("**", "%"))
+    if wildcard:
+        grant = grant[:-2] if grant.endswith("**") else grant[:-1]
+    return _segments(grant), wildcard
+
+
+def _match(compiled: tuple[tuple[str, ...], bool], path: tuple[str, ...],
+           template: tuple[str, ...] | None) -> bool:
+    segments, wildcard = compiled
+    if len(path) < len(segments) or (not wildcard and len(path) != len(segments)):
+        return False
+    for i, seg in enumerate(segments):
+        if _is_param(seg):
+            # `{id}` stands for one non-empty segment, and only where the route itself takes a
+            # parameter: a grant of `/t/{id}` (view a record) does not open `/t/new`.
+            if not path[i] or (template is not None and not _is_param(template[i])):
+                return False
+        elif seg != path[i]:
+            return False
+    return True
+
+
+def _template_segments(path: tuple[str, ...], template: str | None) -> tuple[str, ...] | None:
+    if not template:
+        return None
+    segments = _segments(template)
+    return segments if len(segments) == len(path) else None
+
+
+def path_matches(grant: str, path: str, template: str | None = None) -> bool:
+    """Does permission path `grant` open request path `path`?
+
+    - equal paths match (trailing slashes aside);
+    - a grant ending in `**` or `%` opens its prefix and every path under it, segment-aligned:
+      `/pipeline_core/**` opens `/pipeline_core` and `/pipeline_core/pipelines/abc/edit`, not
+      `/pipeline_corex`;
+    - a `{name}` segment of a grant matches exactly one non-empty segment of the path (and, when
+      the route's `template` is given, only where the route has a parameter).
+    Anything else does not match: default deny.
+    """
+    compiled = _compile(grant)
+    if compiled is None:
+        return False
+    segments = _segments(path)
+    return _match(compiled, segments, _template_segments(segments, template))
+
+
+class GrantSet:
+    """A role set's grants compiled once: exact paths in a set, patterns in a list."""
+
+    __slots__ = ("exact", "patterns")
+
+    def __init__(self, grants: Iterable[str]):
+        self.exact: set[tuple[str, ...]] = set()
+        self.patterns: list[tuple[tuple[str, ...], bool]] = []
+        for grant in grants:
+            compiled = _compile(grant)
+            if compiled is None:
+                continue
+            segments, wildcard = compiled
+            if wildcard or any(_is_param(s) for s in segments):
+                self.patterns.append(compiled)
+            else:
+                self.exact.add(segments)
+
+    def allows(self, path: str, template: str | None = None) -> bool:
+        segments = _segments(path)
+        if segments in self.exact:
+            return True
+        tmpl = _template_segments(segments, template)
+        return any(_match(p, segments, tmpl) for p in self.patterns)
+
+
+@lru_cache(maxsize=256)
+def grant_set(grants: tuple[str, ...]) -> GrantSet:
+    return GrantSet(grants)
+
+
+# ---------------------------------------------------------------- cached lookups
+
+_cache = TTLCache()
+
+
+def invalidate() -> None:
+    """Forget every cached role and grant in this process (call after changing a grant)."""
+    _cache.clear()
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    username: str
+    active: bool
+    roles: frozenset[str]
+
+
+_engine_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _engine_key(engine: AsyncEngine) -> str:
+    """The engine's URL as the cache key, rendered once per engine (it is on every request's path)."""
+    key = _engine_keys.get(engine)
+    if key is None:
+        key = _engine_keys[engine] = str(engine.url)
+    return key
+
+
+async def user_info(engine: AsyncEngine, user_id: str, ttl: float) -> UserInfo | None:
+    """A user's name, status and role keys: one query, cached."""
+    async def load() -> UserInfo | None:
+        u, ur, r = table("users"), table("userrole"), table("role")
+        stmt = (select(u.c.username, u.c.user_status, r.c.orgtypeid, r.c.name)
+                .select_from(u.outerjoin(ur, ur.c.userid == u.c.id).outerjoin(r, r.c.id == ur.c.roleid))
+                .where(u.c.id == user_id))
+        async with engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        if not rows:
+            return None
+        roles = frozenset(role_key(row.orgtypeid, row.name) for row in rows if row.name)
+        return UserInfo(rows[0].username, rows[0].user_status == ACTIVE_STATUS, roles)
+
+    return await _cache.get(("user", _engine_key(engine), user_id), load, ttl)
+
+
+async def grants_for(engine: AsyncEngine, roles: frozenset[str], ttl: float) -> tuple[str, ...]:
+    """Every permission path any of `roles` holds: one query, cached per role set."""
+    async def load() -> tuple[str, ...]:
+        rp, p, r = table("rolepermission"), table("permission"), table("role")
+        names = sorted({split_role_key(k)[1] for k in roles})
+        stmt = (select(r.c.orgtypeid, r.c.name, p.c.path)
+                .select_from(rp.join(r, r.c.id == rp.c.roleid).join(p, p.c.id == rp.c.permid))
+                .where(r.c.name.in_(names)))
+        async with engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return tuple(sorted({row.path for row in rows
+                             if row.path and role_key(row.orgtypeid, row.name) in roles}))
+
+    return await _cache.get(("grants", _engine_key(engine), roles), load, ttl)
+
+
+# ---------------------------------------------------------------- login support
+
+@dataclass(frozen=True)
+class LoginRecord:
+    user_id: str
+    username: str
+    password_hash: str | None
+    active: bool
+
+
+async def login_record(engine: AsyncEngine, username: str) -> LoginRecord | None:
+    """The one place the password column is read: for the verify step, nothing else."""
+    u = table("users")
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(u.c.id, u.c.username, u.c.password, u.c.user_status)
+                                  .where(u.c.username == username))).first()
+    return LoginRecord(row.id, row.username, row.password, row.user_status == ACTIVE_STATUS) if row else None
+
+
+async def record_login(engine: AsyncEngine, user_id: str, ok: bool, now: datetime) -> None:
+    """Success: `last_login`, failure count back to 0. Failure: count up, `last_login_fail`."""
+    u = table("users")
+    values = ({"last_login": now, "login_fail_count": 0} if ok else
+              {"login_fail_count": func.coalesce(u.c.login_fail_count, 0) + 1, "last_login_fail": now})
+    async with engine.begin() as conn:
+        await conn.execute(update(u).where(u.c.id == user_id).values(**values))
+
+
+# ---------------------------------------------------------------- administration
+
+def _ensure_sqlite_dir(engine: AsyncEngine) -> None:
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def ensure_rbac_schema(engine: AsyncEngine) -> None:
+    """Create the RBAC tables that are missing (existing ones are left as they are); seed nothing."""
+    _ensure_sqlite_dir(engine)
+    metadata = rbac_metadata()
+    tables = [t for t in metadata.sorted_tables if not t.info.get("stub")]
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: metadata.create_all(sync, tables=tables, checkfirst=True))
+
+
+async def _role_ids(conn: AsyncConnection) -> dict[str, str]:
+    """Role key → id (the oldest row when the shared database holds duplicates)."""
+    r = table("role")
+    ids: dict[str, str] = {}
+    for row in (await conn.execute(select(r.c.id, r.c.orgtypeid, r.c.name).order_by(r.c.id))).all():
+        if row.name:
+            ids.setdefault(role_key(row.orgtypeid, row.name), row.id)
+    return ids
+
+
+async def _ensure_role(conn: AsyncConnection, key: str) -> str:
+    r = table("role")
+    orgtypeid, name = split_role_key(key)
+    cond = r.c.orgtypeid == orgtypeid if orgtypeid else or_(r.c.orgtypeid == "", r.c.orgtypeid.is_(None))
+    row = (await conn.execute(select(r.c.id).where(cond, r.c.name == name).order_by(r.c.id).limit(1))).first()
+    if row:
+        return row.id
+    role_id = new_id()
+    await conn.execute(insert(r).values(id=role_id, orgtypeid=orgtypeid, name=name))
+    return role_id
+
+
+async def has_users(engine: AsyncEngine) -> bool:
+    u = table("users")
+    async with engine.connect() as conn:
+        return (await conn.execute(select(u.c.id).limit(1))).first() is not None
+
+
+async def add_user(engine: AsyncEngine, username: str, password: str, role: str) -> tuple[str, bool]:
+    """Create user `username` with `password` and link it to role `role` (made if missing).
+
+    An existing user gets the new password and the role link (no duplicate link).
+    Returns (user id, whether the user was created)."""
+    if not username or not password:
+        raise ValueError("username and password must not be empty")
+    hashed = hash_password(password)
+    u, ur = table("users"), table("userrole")
+    async with engine.begin() as conn:
+        role_id = await _ensure_role(conn, role)
+        row = (await conn.execute(select(u.c.id).where(u.c.username == username))).first()
+        created = row is None
+        if created:
+            user_id = new_id()
+            await conn.execute(insert(u).values(
+                id=user_id, username=username, password=hashed, user_status=ACTIVE_STATUS,
+                created_at=date.today(), login_fail_count=0))
+        else:
+            user_id = row.id
+            await conn.execute(update(u).where(u.c.id == user_id).values(password=hashed))
+        link = select(ur.c.id).where(ur.c.userid == user_id, ur.c.roleid == role_id)
+        if (await conn.execute(link)).first() is None:
+            await conn.execute(insert(ur).values(id=new_id(), userid=user_id, roleid=role_id))
+    invalidate()
+    return user_id, created
+
+
+_PATH_PARAM = re.compile(r"\{(\w+):path\}$")
+_TYPED_PARAM = re.compile(r"\{(\w+):[^}]*\}")
+
+
+def permission_path(path: str) -> str:
+    """`/t/{id:str}/edit` → `/t/{id}/edit`; a trailing `{file:path}` parameter → `**`."""
+    return _TYPED_PARAM.sub(r"{\1}", _PATH_PARAM.sub("**", path))
+
+
+def app_paths(app: Any) -> list[str]:
+    """The permission paths of every route the Litestar `app` serves (from `app.routes`)."""
+    paths = set()
+    for route in app.routes:
+        path = permission_path(route.path)
+        handlers = getattr(route, "route_handlers", None) or [getattr(route, "route_handler", None)]
+        if any(getattr(h, "is_mount", False) for h in handlers) and not path.endswith("**"):
+            path = path.rstrip("/") + "/**"
+        paths.add(path)
+    return sorted(paths)
+
+
+async def registered_paths(engine: AsyncEngine) -> list[str]:
+    """Every permission path in the RBAC database, sorted."""
+    p = table("permission")
+    async with engine.connect() as conn:
+        return sorted(path for path in (await conn.execute(select(p.c.path))).scalars() if path)
+
+
+async def register_paths(engine: AsyncEngine, paths: Iterable[str], defaults: dict[str, list[str]],
+                         dry_run: bool) -> list[str]:
+    """Insert the missing `permission` rows (every served path and every default grant path) and
+    the default grants (`{role key: [grant paths]}`), making missing roles. Idempotent.
+    Returns the changes, one line each; with `dry_run` nothing is written."""
+    p, rp, r = table("permission"), table("rolepermission"), table("role")
+    wanted = sorted(set(paths) | {g for grants in defaults.values() for g in grants})
+    changes: list[str] = []
+    async with engine.connect() as conn:
+        present = await conn.run_sync(lambda sync: inspect(sync).has_table("permission"))
+        perms: dict[str, str] = {}
+        roles: dict[str, str] = {}
+        links: set[tuple[str, str]] = set()
+        if present:
+            perms = {row.path: row.id for row in (await conn.execute(select(p.c.path, p.c.id))).all()
+                     if row.path}
+            roles = await _role_ids(conn)
+            links = {(row.roleid, row.permid)
+                     for row in (await conn.execute(select(rp.c.roleid, rp.c.permid))).all()}
+        for path in wanted:
+            if path not in perms:
+                changes.append(f"add permission {path}")
+                perms[path] = new_id()
+                if not dry_run:
+                    await conn.execute(insert(p).values(id=perms[path], name=path, path=path,
+                                                        permtype="path"))
+        for key in sorted(defaults):
+            if key not in roles:
+                changes.append(f"add role {key}")
+                orgtypeid, name = split_role_key(key)
+                roles[key] = new_id()
+                if not dry_run:
+                    await conn.execute(insert(r).values(id=roles[key], orgtypeid=orgtypeid, name=name))
+            for grant in defaults[key]:
+                link = (roles[key], perms[grant])
+                if link not in links:
+                    changes.append(f"grant {grant} to {key}")
+                    links.add(link)
+                    if not dry_run:
+                        await conn.execute(insert(rp).values(id=new_id(), roleid=link[0], permid=link[1]))
+        if dry_run:
+            await conn.rollback()
+        else:
+            await conn.commit()
+    if changes and not dry_run:
+        invalidate()
+    return changes

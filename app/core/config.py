@@ -1,0 +1,85 @@
+"""Settings: `conf/config.yaml`, overridden by environment variables, resolved once per process."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(os.environ.get("PIPELINE_HOME") or Path(__file__).resolve().parents[2])
+
+ENV = {
+    "database": "PIPELINE_DB",
+    "rbac_database": "SAGE_RBAC_DB",
+    "port": "PIPELINE_PORT",
+    "host": "PIPELINE_HOST",
+    "workers": "PIPELINE_WORKERS",
+    "data_dir": "PIPELINE_DATA",
+    "business_timezone": "PIPELINE_TZ",
+    "key_secret": "PIPELINE_KEY_SECRET",
+}
+
+
+@dataclass
+class Settings:
+    database: str
+    rbac_database: str
+    port: int = 9090
+    host: str = "127.0.0.1"
+    workers: int = 1
+    data_dir: Path = ROOT / "data"
+    business_timezone: str = "Asia/Shanghai"
+    key_secret: str = ""
+    key_grace_hours: float = 24
+    call_lease_minutes: float = 10
+    session_hours: float = 12
+    key_cache_seconds: float = 3
+    rbac_cache_seconds: float = 3
+    rbac_defaults: dict[str, list[str]] = field(default_factory=dict)
+    root: Path = ROOT
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / "build"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+
+def _secret(data_dir: Path) -> str:
+    """A per-installation HMAC secret, made once and kept beside the data it protects."""
+    path = data_dir / "key_secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_settings(config: Path | None = None) -> Settings:
+    raw: dict[str, Any] = yaml.safe_load((config or ROOT / "conf" / "config.yaml").read_text()) or {}
+    for key, var in ENV.items():
+        if os.environ.get(var):
+            raw[key] = os.environ[var]
+    data_dir = Path(raw.get("data_dir") or "data")
+    data_dir = data_dir if data_dir.is_absolute() else ROOT / data_dir
+    return Settings(
+        database=raw.get("database") or f"sqlite:///{data_dir / 'pipeline.db'}",
+        rbac_database=raw.get("rbac_database") or f"sqlite:///{data_dir / 'rbac.db'}",
+        port=int(raw.get("port") or 9090),
+        host=str(raw.get("host") or "127.0.0.1"),
+        workers=int(raw.get("workers") or 1),
+        data_dir=data_dir,
+        business_timezone=str(raw.get("business_timezone") or "Asia/Shanghai"),
+        key_secret=str(raw.get("key_secret") or "") or _secret(data_dir),
+        key_grace_hours=float(raw.get("key_grace_hours", 24)),
+        call_lease_minutes=float(raw.get("call_lease_minutes", 10)),
+        session_hours=float(raw.get("session_hours", 12)),
+        key_cache_seconds=float(raw.get("key_cache_seconds", 3)),
+        rbac_cache_seconds=float(raw.get("rbac_cache_seconds", 3)),
+        rbac_defaults={k: list(v) for k, v in (raw.get("rbac_defaults") or {}).items()},
+    )

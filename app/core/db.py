@@ -1,0 +1,63 @@
+"""Async engines for the app and RBAC databases, from plain URLs users already know."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.core import table_versions
+
+# What a user writes → the async driver we run it on.
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "mysql": "mysql+aiomysql",
+    "mariadb": "mysql+aiomysql",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def async_url(url: str) -> str:
+    """`mysql://root@host/db` → `mysql+aiomysql://root@host/db?charset=utf8mb4` (drivers kept)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if "+" not in parsed.drivername:
+        parsed = parsed.set(drivername=ASYNC_DRIVERS.get(backend, parsed.drivername))
+    if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed.render_as_string(hide_password=False)
+
+
+def dialect_name(url: str) -> str:
+    """The DDL dialect for a URL: mysql, sqlite or postgresql."""
+    backend = make_url(url).get_backend_name()
+    return {"mariadb": "mysql", "postgres": "postgresql"}.get(backend, backend)
+
+
+def make_engine(url: str, **kwargs) -> AsyncEngine:
+    """An engine with the per-dialect settings that keep it honest under load."""
+    full = async_url(url)
+    backend = make_url(full).get_backend_name()
+    if backend == "sqlite":
+        database = make_url(full).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(full, connect_args={"timeout": 30}, **kwargs)
+        table_versions.watch(engine)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_recycle", 1800)
+    engine = create_async_engine(full, **kwargs)
+    table_versions.watch(engine)
+    return engine

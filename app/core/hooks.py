@@ -1,0 +1,48 @@
+"""The hooks through which a module plugs into the generic runtime (docs/modules.md).
+
+A module is a folder `modules/<module>/`; each hook is one attribute of one file in it, looked
+up by name when the app starts. Nothing here imports a module by name, so the generic layers
+never depend on one, and a module without a hook simply has none. `HOOKS` lists them:
+rules checked inside every write's transaction, the record toolbar's business actions, extra
+blocks on a record page, extra pages, Litestar plugins (routers, startup, error handlers) and
+CLI commands.
+"""
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import Any
+
+from app.core.catalog import TableView
+
+HOOKS: dict[str, tuple[str, str, type]] = {
+    "rules": ("rules", "RULES", dict),
+    "actions": ("actions", "ACTIONS", dict),
+    "extras": ("actions", "EXTRAS", dict),
+    "pages": ("pages", "PAGES", list),
+    "plugins": ("plugin", "PLUGINS", list),
+    "cli": ("cli", "COMMANDS", dict),
+}
+
+
+@cache
+def hook(module: str, name: str) -> Any:
+    """What `module` registers for hook `name`: a dict or list, empty when it has none."""
+    file, attr, kind = HOOKS[name]
+    try:
+        mod = importlib.import_module(f"modules.{module}.{file}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"modules.{module}.{file}":
+            raise
+        return kind()
+    return getattr(mod, attr, None) or kind()
+
+
+async def record_extras(request: Any, tv: TableView, row: dict[str, Any]) -> list[str]:
+    extra = hook(tv.module, "extras").get(tv.name)
+    return await extra(request, tv, row) if extra else []
+
+
+async def check_rules(conn: Any, tv: TableView, row: dict[str, Any], row_id: str | None) -> dict[str, str]:
+    rule = hook(tv.module, "rules").get(tv.name)
+    return await rule(conn, tv, row, row_id) if rule else {}

@@ -1,0 +1,284 @@
+"""Login, sessions and path authorization for every request.
+
+Who: the `pa_session` cookie → a `sessions` row of the app database (by the SHA-256 of the
+token, not expired) → the RBAC `users` row, which must be active (`user_status` "0", the
+ecosystem's default; "1" or anything else is disabled) → its roles. Without that, anonymous.
+
+What: the request path must match a permission path one of the principal's roles holds
+(`app.auth.rbac.path_matches`); otherwise it is refused: 401 (a login redirect for a browser page)
+when anonymous, 403 when logged in. Nothing is open that no role was granted.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from litestar import Request, get, post
+from litestar.enums import MediaType, ScopeType
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.middleware import ASGIMiddleware
+from litestar.response import Redirect, Response
+from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.utils.path import normalize_path
+from litestar.utils.scope.state import ScopeState
+
+from app.auth import rbac
+from app.auth.passwords import verify_password
+from app.auth.sessions import (
+    create_session,
+    end_session,
+    lookup_session,
+    throttle_fail,
+    throttle_key,
+    throttle_reset,
+    throttle_wait,
+)
+from app.core.clock import utcnow
+from app.core.context import AppContext, ctx_of
+from app.web.errors import error_response
+from app.web.render import render
+from app.web.ui import lang_of
+
+log = logging.getLogger("pipeline.auth")
+
+SESSION_COOKIE = "pa_session"
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+PRINCIPAL_KEY = "principal"
+ANONYMOUS_ROLES = frozenset({"any", "anonymous"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking, with every permission path their roles hold."""
+
+    user_id: str | None
+    username: str | None
+    roles: frozenset[str]
+    grants: tuple[str, ...]
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user_id is None
+
+    def allows(self, path: str, template: str | None = None) -> bool:
+        """May this principal open `path`? (`template`: the route's path template, if known.)"""
+        return rbac.grant_set(self.grants).allows(path, template)
+
+
+NOBODY = Principal(None, None, ANONYMOUS_ROLES, ())
+
+
+def path_allowed(grants: Iterable[str], path: str, template: str | None = None) -> bool:
+    """Does any of `grants` open `path`? (`Principal.allows` for a bare list of grants.)"""
+    return rbac.grant_set(tuple(grants)).allows(path, template)
+
+
+def principal_of(request: Request) -> Principal:
+    """The principal the middleware resolved; anonymous with no grants when there is none."""
+    return (request.scope.get("state") or {}).get(PRINCIPAL_KEY) or NOBODY
+
+
+async def resolve_principal(ctx: AppContext, token: str | None) -> Principal:
+    """Session token (or None) → principal. Without a token only the cached anonymous grants
+    are looked up; with one, a session row, then the cached user and grants."""
+    ttl = ctx.settings.rbac_cache_seconds
+    if token:
+        session = await lookup_session(ctx.db, token, utcnow())
+        if session is not None:
+            info = await rbac.user_info(ctx.rbac_db, session.user_id, ttl)
+            if info is not None and info.active:
+                roles = frozenset({"any", "logined", *info.roles})
+                return Principal(session.user_id, info.username, roles,
+                                 await rbac.grants_for(ctx.rbac_db, roles, ttl))
+    return Principal(None, None, ANONYMOUS_ROLES, await rbac.grants_for(ctx.rbac_db, ANONYMOUS_ROLES, ttl))
+
+
+def _request_path(scope: Scope) -> str:
+    """The app path the router matched (a mounted app's scope only keeps the rest, so take
+    the path the client sent)."""
+    if getattr(scope.get("route_handler"), "is_mount", False) and scope.get("raw_path"):
+        path = unquote(scope["raw_path"].decode("latin-1"))
+        root = scope.get("root_path") or ""
+        return normalize_path(path[len(root):] if root and path.startswith(root) else path)
+    return scope["path"]
+
+
+class AuthMiddleware(ASGIMiddleware):
+    """Resolve the principal of every HTTP request and refuse any path it holds no grant for.
+
+    The refusal is answered here (a login redirect, the denied page or the JSON error), so it
+    does not depend on which exception handlers the app installs."""
+
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        app = scope["litestar_app"]
+        if app.state.ctx.keyed_prefixes and scope["path"].startswith(app.state.ctx.keyed_prefixes):
+            # The distributor API is key-authenticated (its own guard): no session cookie to parse
+            # here, but the path grant check still runs for the anonymous principal (default deny).
+            principal = await resolve_principal(app.state.ctx, None)
+            scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+            if principal.allows(scope["path"], scope.get("path_template")):
+                await next_app(scope, receive, send)
+                return
+        request = app.request_class(scope, receive)
+        # probes answer about the process and the databases, never about a (maybe unreachable) session
+        token = None if scope["path"] in PROBES else request.cookies.get(SESSION_COOKIE)
+        principal = await resolve_principal(app.state.ctx, token)
+        scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+        if principal.allows(_request_path(scope), scope.get("path_template")):
+            await next_app(scope, receive, send)
+        elif scope["type"] != ScopeType.HTTP:
+            raise NotAuthorizedException() if principal.is_anonymous else PermissionDeniedException()
+        else:
+            response = refusal(request, anonymous=principal.is_anonymous)
+            await response.to_asgi_response(app, request)(scope, receive, send)
+
+
+auth_middleware = AuthMiddleware()
+
+
+# ---------------------------------------------------------------- refusals
+
+def wants_html(request: Request) -> bool:
+    """A browser page: not under /api/, not asking for JSON, and not a handler that answers JSON
+    (such as /me)."""
+    handler = request.scope.get("route_handler")
+    return (not request.scope["path"].startswith("/api/") and "json" not in request.headers.get("accept", "")
+            and getattr(handler, "media_type", None) != MediaType.JSON)
+
+
+def _text(request: Request, zh: str, en: str) -> str:
+    return en if lang_of(request) == "en" else zh
+
+
+def refusal(request: Request, *, anonymous: bool, detail: str | None = None) -> Response:
+    """Anonymous: a browser GET goes to the login page (and comes back after), anything else
+    gets 401. Logged in: 403, the denied page for a browser, JSON otherwise."""
+    if anonymous:
+        if request.scope["path"] == "/login":  # never a redirect loop when nobody may log in
+            return error_response(401, "nobody may open the login page: run `pipeline-app rbac register`",
+                                  code="unauthorized")
+        if request.method in ("GET", "HEAD") and wants_html(request):
+            target = request.scope["path"]
+            if request.scope.get("query_string"):
+                target += "?" + request.scope["query_string"].decode("latin-1")
+            return Redirect(path="/login?next=" + quote(target, safe="/"), status_code=303)
+        return error_response(401, detail or "login required", code="unauthorized")
+    if wants_html(request):
+        state = ScopeState.from_scope(request.scope)
+        csrf = request.app.csrf_config
+        if not isinstance(state.csrf_token, str) and csrf and request.cookies.get(csrf.cookie_name):
+            # Refused before the CSRF middleware ran: the page's logout form still needs the token.
+            state.csrf_token = request.cookies[csrf.cookie_name]
+        return render(request, "denied.html", status_code=403, csrf_failed="CSRF" in (detail or ""))
+    return error_response(403, detail or "permission denied", code="forbidden")
+
+
+def _unauthorized(request: Request, exc: NotAuthorizedException) -> Response:
+    return refusal(request, anonymous=True, detail=exc.detail)
+
+
+def _forbidden(request: Request, exc: PermissionDeniedException) -> Response:
+    return refusal(request, anonymous=False, detail=exc.detail)
+
+
+exception_handlers = {NotAuthorizedException: _unauthorized, PermissionDeniedException: _forbidden}
+"""Optional for the app: the same answers for these exceptions raised elsewhere (e.g. the CSRF
+check's 403 as the denied page for a browser form, instead of JSON)."""
+
+
+# ---------------------------------------------------------------- handlers
+
+def safe_next(value: Any) -> str:
+    """Where to go after login: a local path only (no scheme, no host, no `//`), else `/`."""
+    value = str(value or "")
+    parts = urlsplit(value)
+    if (not value.startswith("/") or value.startswith(("//", "/\\")) or parts.scheme or parts.netloc
+            or any(ord(c) < 32 for c in value)):
+        return "/"
+    return value
+
+
+def _login_form(request: Request, *, status: int = 200, error: str | None = None, username: str = "",
+                next_: str = "/") -> Response:
+    return render(request, "login.html", status_code=status, error=error, username=username, next=next_)
+
+
+def _set_session_cookie(request: Request, response: Response, token: str, hours: float) -> None:
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(hours * 3600), path="/", httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https")
+
+
+@get("/login", include_in_schema=False)
+async def login_page(request: Request) -> Response:
+    return _login_form(request, next_=safe_next(request.query_params.get("next")))
+
+
+@post("/login", include_in_schema=False)
+async def login_submit(request: Request) -> Response:
+    """Check the throttle, then the password; a success opens a new session."""
+    ctx = ctx_of(request)
+    form = await request.form()
+    username = str(form.get("username") or "").strip()
+    password = str(form.get("password") or "")
+    next_ = safe_next(form.get("next"))
+    client_ip = request.client.host if request.client else "unknown"
+    keys = [throttle_key("u", username.lower()), throttle_key("ip", client_ip)]
+    now = utcnow()
+
+    wait = await throttle_wait(ctx.db, keys, now)
+    if wait > 0:
+        seconds = max(1, int(wait + 0.999))
+        log.warning("login throttled: user=%r ip=%s wait=%ss", username, client_ip, seconds)
+        response = _login_form(request, status=429, username=username, next_=next_, error=_text(
+            request, f"登录失败次数过多，请在 {seconds} 秒后重试。",
+            f"Too many failed logins: try again in {seconds} s."))
+        response.headers["Retry-After"] = str(seconds)
+        return response
+
+    record = await rbac.login_record(ctx.rbac_db, username) if username else None
+    # ~50 ms of argon2: off the event loop, so other requests of this worker keep flowing
+    password_ok = await asyncio.to_thread(verify_password, password, record.password_hash if record else None)
+    if record is None or not password_ok or not record.active:
+        log.info("login failed: user=%r ip=%s reason=%s", username, client_ip,
+                 "unknown user" if record is None else "wrong password" if not password_ok else "disabled")
+        await throttle_fail(ctx.db, keys, now)
+        if record is not None:
+            await rbac.record_login(ctx.rbac_db, record.user_id, False, now)
+        return _login_form(request, status=400, username=username, next_=next_, error=_text(
+            request, "用户名或密码错误。", "Wrong username or password."))
+
+    await throttle_reset(ctx.db, keys)
+    await rbac.record_login(ctx.rbac_db, record.user_id, True, now)
+    hours = ctx.settings.session_hours
+    token = await create_session(ctx.db, record.user_id, record.username, now, hours,
+                                 replaces=request.cookies.get(SESSION_COOKIE))
+    response = Redirect(path=next_, status_code=303)
+    _set_session_cookie(request, response, token, hours)
+    return response
+
+
+@post("/logout", include_in_schema=False)
+async def logout(request: Request) -> Response:
+    """End the session on the server (the cookie is worthless from now on) and forget it."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await end_session(ctx_of(request).db, token)
+    response = Redirect(path="/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@get("/me", sync_to_thread=False)
+def me(request: Request) -> dict[str, Any]:
+    """The logged-in user: id, name and role keys (no secrets)."""
+    principal = principal_of(request)
+    return {"user_id": principal.user_id, "username": principal.username, "roles": sorted(principal.roles)}
+
+
+handlers = [login_page, login_submit, logout, me]

@@ -1,0 +1,83 @@
+"""One JSON error shape everywhere: {"error": {"status", "code", "message", "fields"}}."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example  # noqa: F401 - re-exported for handlers' examples
+
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+         409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited", 500: "internal_error",
+         503: "unavailable"}
+
+
+def error_response(status: int, message: str, fields: dict[str, str] | None = None,
+                   headers: dict[str, str] | None = None, code: str | None = None) -> Response:
+    body = {"status": status, "code": code or CODES.get(status, "error"), "message": message}
+    if fields:
+        body["fields"] = fields
+    return Response({"error": body}, status_code=status, headers=headers)
+
+
+def http_exception_handler(request: Request, exc: HTTPException) -> Response:
+    """Litestar's own errors (bad JSON, wrong types, 404 routes) in our shape, never a traceback."""
+    fields = {}
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        for item in exc.extra:
+            if isinstance(item, dict):
+                fields[str(item.get("key") or "body")] = str(item.get("message", "invalid"))
+    return error_response(exc.status_code, str(exc.detail), fields, headers=getattr(exc, "headers", None))
+
+
+def internal_error_handler(request: Request, exc: Exception) -> Response:
+    import logging
+
+    logging.getLogger("pipeline.error").exception("unhandled error on %s %s", request.method, request.url.path)
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, (OperationalError, InterfaceError, DBAPIError, ConnectionError, OSError, TimeoutError)):
+        return error_response(503, "the database is unavailable; try again shortly",
+                              headers={"Retry-After": "5"})
+    return error_response(500, "internal error")
+
+
+def exception_handlers() -> dict:
+    from app.crud.store import CrudError
+    from app.web.auth import exception_handlers as auth_handlers
+    from app.web.pages import crud_error_handler
+
+    return {CrudError: crud_error_handler, HTTPException: http_exception_handler, **auth_handlers,
+            Exception: internal_error_handler}
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    status: int
+    code: Annotated[str, msgspec.Meta(examples=["invalid"])]
+    message: str
+    fields: dict[str, str] = msgspec.field(default_factory=dict)
+    limit: Annotated[str | None, msgspec.Meta(examples=["pipeline.daily"],
+                                              description="The limit a 429 hit (distributor API).")] = None
+
+
+class ErrorBody(msgspec.Struct):
+    """The one error shape, as the OpenAPI document shows it."""
+
+    error: ErrorDetail
+
+
+ERROR_TEXT = {400: "Bad request: malformed JSON, wrong parameter", 401: "Not logged in / no valid key",
+              403: "No grant for this path, or CSRF token missing", 404: "Not found", 409: "Conflict",
+              413: "Too large", 422: "Invalid fields (see `fields`)", 429: "Limit reached", 503: "Database unavailable"}
+
+
+def documented_errors(*statuses: int, text: dict[int, str] | None = None) -> dict[int, ResponseSpec]:
+    """OpenAPI `responses` for the error statuses a route can answer, all in the one shape
+    (`text`: descriptions of this API's own, over the generic ones)."""
+    text = {**ERROR_TEXT, **(text or {})}
+    return {s: ResponseSpec(data_container=ErrorBody, description=text.get(s, "Error")) for s in statuses}
+
+
+OPERATOR_ERRORS = documented_errors(400, 401, 403, 404, 409, 422, 503)

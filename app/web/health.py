@@ -1,0 +1,41 @@
+"""Liveness and readiness: no login needed, cheap, and honest about the databases."""
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Request, get
+from litestar.response import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from app.core.context import ctx_of
+from app.ops.observability import metrics_text
+
+
+@get("/healthz", sync_to_thread=False, include_in_schema=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(request: Request) -> Response:
+    ctx = ctx_of(request)
+    checks = {}
+    for name, engine in (("database", ctx.db), ("rbac_database", ctx.rbac_db)):
+        try:
+            async with asyncio.timeout(3):
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks[name] = f"down: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return Response({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
+
+
+@get("/metrics", include_in_schema=False, sync_to_thread=False)
+def metrics() -> Response:
+    return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+
+handlers = [healthz, readyz, metrics]

@@ -1,0 +1,47 @@
+"""Render a page with what every page shows: the user, the menu they may open, the language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.response import Template
+
+from app.core.context import ctx_of
+from app.web.ui import lang_of
+
+ADMIN_PAGES = (("/rbac/grants", "权限分配", "Grants"), ("/rbac/users", "用户与角色", "Users and roles"))
+
+
+def menu_for(request: Request) -> list[dict[str, Any]]:
+    """Modules and tables, keeping only the list pages this user's grants open."""
+    from app.web.auth import principal_of
+
+    principal = principal_of(request)
+    lang = lang_of(request)
+    menu = []
+    for mod in ctx_of(request).catalog.modules:
+        if not mod.get("menu", True):
+            continue
+        items = []
+        for name in mod["tables"]:
+            tv = ctx_of(request).catalog.tables[name]
+            if tv.view.get("menu", True) and not tv.view.get("internal") and principal.allows(tv.base):
+                items.append({"href": tv.base, "title": tv.title(lang)})
+        if items:
+            menu.append({**mod, "tables": items})
+    admin = [
+        {"href": href, "title": zh if lang == "zh" else en} for href, zh, en in ADMIN_PAGES if principal.allows(href)
+    ]
+    if admin:
+        menu.append({"name": "rbac", "title": "权限", "titles": {"en": "Access"}, "tables": admin})
+    return menu
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Template:
+    from app.web.auth import principal_of
+
+    context.setdefault("principal", principal_of(request))
+    context.setdefault("menu", menu_for(request))
+    context.setdefault("lang", lang_of(request))
+    return Template(template_name=template, context=context, status_code=status_code)
