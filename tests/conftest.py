@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+ECOSYSTEM = Path(__file__).resolve().parent / "fixtures" / "ecosystem"
 sys.path.insert(0, str(ROOT))
 
 MARIADB = os.environ.get("PIPELINE_TEST_MARIADB", "mysql://root@127.0.0.1:3306")
@@ -97,11 +97,6 @@ def any_db_url(request, tmp_path):
     url, drop = make_database(request.param, tmp_path)
     yield url
     drop()
-
-
-@pytest.fixture
-def shared_dir() -> Path:
-    return SHARED
 
 
 # ---- the app, in-process (Litestar's test client) ----------------------------------------

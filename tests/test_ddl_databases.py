@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import ECOSYSTEM
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
@@ -47,8 +48,8 @@ async def db_inspect(url: str, fn):
 
 
 @pytest.mark.parametrize("which", ["ours", "ecosystem"])
-async def test_every_spec_applies(any_db_url, shared_dir, which):
-    path = ROOT / "models" if which == "ours" else shared_dir / "fixtures" / "ecosystem" / "rbac-models"
+async def test_every_spec_applies(any_db_url, which):
+    path = ROOT / "models" if which == "ours" else ECOSYSTEM / "rbac-models"
     names = await apply_ddl(any_db_url, [path])
     assert set(await db_inspect(any_db_url, lambda i: i.get_table_names())) == set(names)
     if which == "ours":
@@ -132,8 +133,8 @@ async def test_comment_with_quote_backslash_and_percent(any_db_url, tmp_path):
         await engine.dispose()
 
 
-def test_json2ddl_prints_the_ecosystem_tables(shared_dir):
-    folder = shared_dir / "fixtures" / "ecosystem" / "rbac-models"
+def test_json2ddl_prints_the_ecosystem_tables():
+    folder = ECOSYSTEM / "rbac-models"
     done = subprocess.run([str(ROOT / "py3" / "bin" / "json2ddl"), "mysql", str(folder)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from conftest import ECOSYSTEM
 
 from generators.ddl import ddl_text
 from generators.spec import SpecError, load_spec, load_specs, parse_spec, spec_to_raw
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DIALECTS = ("mysql", "sqlite", "postgresql")
 MODEL_JSONS = sorted((ROOT / "models").rglob("*.json"))
 CAPACITY = ROOT / "models" / "pipeline_ops" / "pipeline_capacity"
+TEMPLATE = ECOSYSTEM / "model.xltx"  # the ecosystem's Excel template for a table spec
 
 
 def round_trip(src: Path, tmp: Path) -> None:
@@ -46,8 +48,8 @@ def test_model_round_trips_through_xlsx(src: Path, tmp_path: Path):
     round_trip(src, tmp_path)
 
 
-def test_ecosystem_specs_round_trip(shared_dir: Path, tmp_path: Path):
-    sources = sorted((shared_dir / "fixtures" / "ecosystem" / "rbac-models").glob("*.json"))
+def test_ecosystem_specs_round_trip(tmp_path: Path):
+    sources = sorted((ECOSYSTEM / "rbac-models").glob("*.json"))
     assert len(sources) == 7
     for src in sources:
         round_trip(src, tmp_path)
@@ -151,7 +153,7 @@ def from_template(path: Path, fill) -> Path:
     """A workbook an operator would make: open the ecosystem template, fill it, save as .xlsx."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        wb = openpyxl.load_workbook(ROOT.parent / "shared" / "fixtures" / "ecosystem" / "model.xltx")
+        wb = openpyxl.load_workbook(TEMPLATE)
     wb.template = False
     fill(wb)
     wb.save(path)
@@ -207,7 +209,7 @@ def test_workbook_made_from_the_ecosystem_template(tmp_path: Path):
 def test_template_as_is_loads_quietly_and_says_it_is_empty(tmp_path: Path):
     """The template's dropdowns make openpyxl warn; an operator must see our one line only."""
     path = tmp_path / "empty.xlsx"
-    path.write_bytes((ROOT.parent / "shared" / "fixtures" / "ecosystem" / "model.xltx").read_bytes())
+    path.write_bytes((TEMPLATE).read_bytes())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(SpecError, match="sheet summary: needs exactly one table row, found 0"):
