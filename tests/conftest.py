@@ -1,23 +1,29 @@
-"""Shared fixtures: real databases. Every database test runs on SQLite and on MariaDB.
+"""Fixtures: real databases and the app in-process. Every database test runs on SQLite and on
+MariaDB.
 
 MariaDB is found at $PIPELINE_TEST_MARIADB (default mysql://root@127.0.0.1:3306). When it is
 down the MariaDB half is skipped on a laptop, but fails under CI=true: CI must test both.
+
+Plain helpers (the logged-in client, the offer builder, `seed`) live in helpers.py; `seed` is
+re-exported here for the files that import it from conftest.
 """
 from __future__ import annotations
 
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import ADMIN_PASSWORD, Operator, seed
 
 ROOT = Path(__file__).resolve().parent.parent
-ECOSYSTEM = Path(__file__).resolve().parent / "fixtures" / "ecosystem"
 sys.path.insert(0, str(ROOT))
 
 MARIADB = os.environ.get("PIPELINE_TEST_MARIADB", "mysql://root@127.0.0.1:3306")
 POSTGRES = os.environ.get("PIPELINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+__all__ = ["app_settings", "make_database", "prepare_databases", "seed"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -58,7 +64,7 @@ def _postgres_admin():
     return lambda sql: asyncio.run(run(sql))
 
 
-def make_database(kind: str, tmp_path: Path) -> tuple[str, callable]:
+def make_database(kind: str, tmp_path: Path) -> tuple[str, Callable[[], None]]:
     """A fresh, empty database of `kind`; returns its URL and a function that drops it."""
     name = "pt_" + secrets.token_hex(6)
     if kind == "sqlite":
@@ -101,9 +107,6 @@ def any_db_url(request, tmp_path):
 
 # ---- the app, in-process (Litestar's test client) ----------------------------------------
 
-ADMIN_PASSWORD = "admin-Secret-123"
-
-
 async def prepare_databases(app_url: str, rbac_url: str) -> None:
     """Create the app tables and the RBAC schema (empty) in fresh databases."""
     from app.core.config import ROOT as APP_ROOT
@@ -131,36 +134,10 @@ def app_settings(app_url: str, rbac_url: str, data_dir: Path):
                                key_secret="test-secret")
 
 
-class Operator:
-    """A logged-in browser-like client: keeps cookies and sends the CSRF token on writes."""
-
-    def __init__(self, client):
-        self.client = client
-
-    @property
-    def csrf(self) -> str:
-        return self.client.cookies.get("csrftoken", "")
-
-    async def login(self, username: str, password: str):
-        await self.client.get("/login")
-        return await self.client.post("/login", data={"username": username, "password": password,
-                                                      "_csrf_token": self.csrf}, follow_redirects=False)
-
-    async def api(self, method: str, path: str, **kwargs):
-        headers = kwargs.pop("headers", {})
-        if method.upper() not in ("GET", "HEAD"):
-            headers.setdefault("x-csrftoken", self.csrf)
-        return await self.client.request(method, path, headers=headers, **kwargs)
-
-    async def form(self, path: str, data: dict, **kwargs):
-        return await self.client.post(path, data={**data, "_csrf_token": self.csrf}, follow_redirects=False,
-                                      **kwargs)
-
-
 @pytest.fixture
 async def live_app(db_url, tmp_path):
     """The real app in-process on a fresh database (SQLite and MariaDB), RBAC in the same DB,
-    every path registered and an admin `admin` with role `pipeline.admin`. Yields (app, ctx)."""
+    every path registered and an admin `admin` with role `pipeline.admin`. Yields (app, client)."""
     from litestar.testing import AsyncTestClient
 
     from app.auth import rbac
@@ -189,17 +166,3 @@ async def admin(live_app):
     op.app = app
     op.ctx = app.state.ctx
     return op
-
-
-async def seed(ctx, **rows) -> None:
-    """Insert rows directly, on an engine of this event loop (the app client runs in another)."""
-    from sqlalchemy import insert
-
-    from app.core.db import make_engine
-
-    engine = make_engine(ctx.settings.database)
-    async with engine.begin() as conn:
-        for table, items in rows.items():
-            for item in items:
-                await conn.execute(insert(ctx.catalog.tables[table].table).values(**item))
-    await engine.dispose()

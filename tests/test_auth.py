@@ -12,6 +12,7 @@ import re
 
 import pytest
 from conftest import app_settings, make_database, prepare_databases
+from helpers import Operator, csrf_of
 from litestar import get
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event, func, insert, select, update
@@ -61,7 +62,7 @@ async def env(db_url, rbac_url, tmp_path):
     await engine.dispose()
     app_db, rbac_db = make_engine(db_url), make_engine(rbac_url)
     async with AsyncTestClient(app=app) as client:
-        yield Env(app, client, app.state.ctx, app_db, rbac_db)
+        yield Env(app, client, Operator(client), app.state.ctx, app_db, rbac_db)
     await app_db.dispose()
     await rbac_db.dispose()
     rbac.invalidate()
@@ -71,6 +72,7 @@ async def env(db_url, rbac_url, tmp_path):
 class Env:
     app: object
     client: AsyncTestClient
+    op: Operator  # the browser of `client`
     ctx: object   # the app's own context (its engines live on the app's event loop)
     app_db: object  # engines for the test's own checks
     rbac_db: object
@@ -82,29 +84,6 @@ class Env:
     async def scalar(self, engine, stmt):
         async with engine.connect() as conn:
             return (await conn.execute(stmt)).scalar()
-
-
-def csrf_of(html: str) -> str:
-    m = re.search(r'name="_csrf_token" value="([^"]+)"', html)
-    assert m, "the form carries no CSRF token"
-    return m.group(1)
-
-
-async def login(client, username: str, password: str, next_: str | None = None):
-    page = await client.get("/login")
-    data = {"username": username, "password": password, "_csrf_token": csrf_of(page.text)}
-    if next_ is not None:
-        data["next"] = next_
-    return await client.post("/login", data=data, follow_redirects=False)
-
-
-async def logout(client):
-    return await client.post("/logout", data={"_csrf_token": client.cookies.get("csrftoken", "")},
-                             follow_redirects=False)
-
-
-async def me(client):
-    return await client.get("/me", headers={"accept": "application/json"})
 
 
 def set_cookie_header(response, name: str) -> str:
@@ -191,11 +170,11 @@ async def test_login_page_is_chinese_by_default_with_csrf_and_next(env):
 
 
 async def test_login_success_redirects_and_sets_a_safe_cookie(env):
-    r = await login(env.client, "admin", ADMIN_PW, next_="/pipeline_core/pipelines")
+    r = await env.op.login("admin", ADMIN_PW, next_="/pipeline_core/pipelines")
     assert r.status_code == 303 and r.headers["location"] == "/pipeline_core/pipelines"
     cookie = set_cookie_header(r, "pa_session").lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie and "secure" not in cookie
-    r = await me(env.client)
+    r = await env.op.me()
     assert r.status_code == 200
     body = r.json()
     assert body["username"] == "admin"
@@ -210,20 +189,20 @@ async def test_login_success_redirects_and_sets_a_safe_cookie(env):
 
 
 async def test_external_next_goes_home(env):
-    r = await login(env.client, "admin", ADMIN_PW, next_="//evil.example/")
+    r = await env.op.login("admin", ADMIN_PW, next_="//evil.example/")
     assert r.status_code == 303 and r.headers["location"] == "/"
 
 
 async def test_cookie_is_secure_over_https(env):
     async with env.other_client(base_url="https://testserver.local") as client:
-        r = await login(client, "admin", ADMIN_PW)
+        r = await Operator(client).login("admin", ADMIN_PW)
         assert r.status_code == 303
         assert "secure" in set_cookie_header(r, "pa_session").lower()
 
 
 async def test_same_message_for_unknown_user_and_wrong_password(env):
-    unknown = await login(env.client, "nobody-here", WRONG)
-    wrong = await login(env.client, "admin", WRONG)
+    unknown = await env.op.login("nobody-here", WRONG)
+    wrong = await env.op.login("admin", WRONG)
     assert unknown.status_code == wrong.status_code == 400
     msg = re.compile(r'<p class="flash error" role="alert">(.*?)</p>')
     assert msg.search(unknown.text).group(1) == msg.search(wrong.text).group(1)
@@ -236,14 +215,14 @@ async def test_same_message_for_unknown_user_and_wrong_password(env):
 
 
 async def test_disabled_user_cannot_log_in(env):
-    r = await login(env.client, "gone", "gone-Pass-1")
+    r = await env.op.login("gone", "gone-Pass-1")
     assert r.status_code == 400 and BAD_LOGIN in r.text
 
 
 async def test_session_id_changes_at_login_and_the_token_is_not_stored(env):
-    first = await login(env.client, "admin", ADMIN_PW)
+    first = await env.op.login("admin", ADMIN_PW)
     token1 = env.client.cookies["pa_session"]
-    second = await login(env.client, "admin", ADMIN_PW)
+    second = await env.op.login("admin", ADMIN_PW)
     token2 = env.client.cookies["pa_session"]
     assert first.status_code == second.status_code == 303 and token1 != token2
     s = sessions_table()
@@ -251,31 +230,31 @@ async def test_session_id_changes_at_login_and_the_token_is_not_stored(env):
         ids = set((await conn.execute(select(s.c.id))).scalars())
     assert ids == {hashlib.sha256(token2.encode()).hexdigest()}  # the old one is gone, no raw token
     async with env.other_client(cookies={"pa_session": token1}) as stale:
-        assert (await me(stale)).status_code == 401
-    assert (await me(env.client)).status_code == 200
+        assert (await Operator(stale).me()).status_code == 401
+    assert (await env.op.me()).status_code == 200
 
 
 async def test_logout_ends_the_session_on_the_server(env):
-    await login(env.client, "admin", ADMIN_PW)
+    await env.op.login("admin", ADMIN_PW)
     token = env.client.cookies["pa_session"]
-    r = await logout(env.client)
+    r = await env.op.logout()
     assert r.status_code == 303 and r.headers["location"] == "/login"
     assert 'pa_session=""' in set_cookie_header(r, "pa_session") or "max-age=0" in \
         set_cookie_header(r, "pa_session").lower()
     s = sessions_table()
     assert await env.scalar(env.app_db, select(func.count()).select_from(s)) == 0
     async with env.other_client(cookies={"pa_session": token}) as replay:  # the old cookie, replayed
-        assert (await me(replay)).status_code == 401
+        assert (await Operator(replay).me()).status_code == 401
         r = await replay.get("/pipeline_core/pipelines", follow_redirects=False)
         assert r.status_code == 303
 
 
 async def test_expired_session_is_anonymous(env):
-    await login(env.client, "admin", ADMIN_PW)
+    await env.op.login("admin", ADMIN_PW)
     s = sessions_table()
     async with env.app_db.begin() as conn:
         await conn.execute(update(s).values(expires_at=utcnow().replace(year=2000)))
-    assert (await me(env.client)).status_code == 401
+    assert (await env.op.me()).status_code == 401
 
 
 async def test_post_without_csrf_token_is_refused(env):
@@ -283,10 +262,10 @@ async def test_post_without_csrf_token_is_refused(env):
     r = await env.client.post("/login", data={"username": "admin", "password": ADMIN_PW},
                               follow_redirects=False)
     assert r.status_code == 403 and "pa_session" not in env.client.cookies
-    await login(env.client, "admin", ADMIN_PW)
+    await env.op.login("admin", ADMIN_PW)
     r = await env.client.post("/logout", data={}, follow_redirects=False)
     assert r.status_code == 403
-    assert (await me(env.client)).status_code == 200  # still logged in
+    assert (await env.op.me()).status_code == 200  # still logged in
     r = await env.client.post("/logout", data={"_csrf_token": "0" * 64}, follow_redirects=False)
     assert r.status_code == 403
 
@@ -295,10 +274,10 @@ async def test_post_without_csrf_token_is_refused(env):
 
 async def test_throttle_after_five_failures_then_wait_then_success_resets(env):
     for _ in range(5):
-        assert (await login(env.client, "admin", WRONG)).status_code == 400
+        assert (await env.op.login("admin", WRONG)).status_code == 400
     u = rbac.table("users")
     assert await env.scalar(env.rbac_db, select(u.c.login_fail_count).where(u.c.username == "admin")) == 5
-    blocked = await login(env.client, "admin", ADMIN_PW)  # right password, but refused unchecked
+    blocked = await env.op.login("admin", ADMIN_PW)  # right password, but refused unchecked
     assert blocked.status_code == 429
     assert int(blocked.headers["retry-after"]) >= 1
     assert "秒后重试" in blocked.text and "pa_session" not in env.client.cookies
@@ -306,19 +285,19 @@ async def test_throttle_after_five_failures_then_wait_then_success_resets(env):
     async with env.app_db.connect() as conn:
         until = (await conn.execute(select(func.max(t.c.locked_until)))).scalar()
     await asyncio.sleep(max(0.0, (until - utcnow()).total_seconds()) + 0.2)
-    ok = await login(env.client, "admin", ADMIN_PW)
+    ok = await env.op.login("admin", ADMIN_PW)
     assert ok.status_code == 303
     assert await env.scalar(env.app_db, select(func.count()).select_from(t)) == 0  # user and IP keys reset
     assert await env.scalar(env.rbac_db, select(u.c.login_fail_count).where(u.c.username == "admin")) == 0
-    assert (await login(env.client, "admin", WRONG)).status_code == 400  # counting starts again
+    assert (await env.op.login("admin", WRONG)).status_code == 400  # counting starts again
 
 
 async def test_throttle_per_ip_catches_spraying_usernames(env):
     for n in range(5):
-        assert (await login(env.client, f"user{n}", WRONG)).status_code == 400
-    r = await login(env.client, "admin", ADMIN_PW)
+        assert (await env.op.login(f"user{n}", WRONG)).status_code == 400
+    r = await env.op.login("admin", ADMIN_PW)
     assert r.status_code == 429
-    r = await login(env.client, "admin", ADMIN_PW)  # still waiting: refused, not counted further
+    r = await env.op.login("admin", ADMIN_PW)  # still waiting: refused, not counted further
     assert r.status_code == 429
     t = throttle_table()
     assert await env.scalar(env.app_db, select(t.c.fail_count).where(t.c.id == "ip:testclient")) == 5
@@ -329,7 +308,7 @@ async def test_waits_double_and_a_success_is_possible_after_the_cap(env):
     now = utcnow()
     async with env.app_db.begin() as conn:  # a stranger already failed 40 times for this user
         await conn.execute(insert(t).values(id="u:admin", fail_count=40, last_fail=now, locked_until=now))
-    await login(env.client, "admin", WRONG)
+    await env.op.login("admin", WRONG)
     async with env.app_db.connect() as conn:
         row = (await conn.execute(select(t.c.fail_count, t.c.locked_until).where(t.c.id == "u:admin"))).one()
     assert row.fail_count == 41
@@ -346,13 +325,13 @@ async def test_anonymous_is_sent_to_login_or_gets_401(env):
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
     r = await env.client.get("/pipeline_core/pipelines", headers={"accept": "application/json"})
     assert r.status_code == 401 and r.json()["error"]["status"] == 401
-    assert (await me(env.client)).status_code == 401
+    assert (await env.op.me()).status_code == 401
     for public in ("/", "/login", "/healthz", "/static/app.css"):
         assert (await env.client.get(public, follow_redirects=False)).status_code == 200, public
 
 
 async def test_logged_in_without_grant_gets_403(env):
-    await login(env.client, "viewer", VIEWER_PW)
+    await env.op.login("viewer", VIEWER_PW)
     page = await env.client.get("/pipeline_core/pipelines")
     assert page.status_code == 403 and "无权访问" in page.text
     assert 'name="_csrf_token"' in page.text  # the logout form on the denied page still works
@@ -372,14 +351,14 @@ async def test_unregistered_path_is_refused_to_everyone(env):
     assert (await env.client.get("/forgotten/page", follow_redirects=False)).status_code == 303
     r = await env.client.get("/forgotten/page", headers={"accept": "application/json"})
     assert r.status_code == 401
-    await login(env.client, "admin", ADMIN_PW)
+    await env.op.login("admin", ADMIN_PW)
     r = await env.client.get("/forgotten/page")
     assert r.status_code == 403 and "secret" not in r.text
 
 
 async def test_grants_are_cached_and_invalidate_drops_the_cache(env):
     env.ctx.settings.rbac_cache_seconds = 60
-    await login(env.client, "viewer", VIEWER_PW)
+    await env.op.login("viewer", VIEWER_PW)
     assert (await env.client.get("/pipeline_core/pipelines")).status_code == 403
     engine = env.rbac_db
     await rbac.register_paths(engine, [], {"pipeline.viewer": ["/pipeline_core/pipelines"]}, dry_run=False)
@@ -408,7 +387,7 @@ async def test_few_queries_per_request(env):
     await env.client.get("/healthz")
     await env.client.get("/static/app.css")
     assert app_q == [] and rbac_q == []  # anonymous, warm cache: no query at all
-    await login(env.client, "admin", ADMIN_PW)
+    await env.op.login("admin", ADMIN_PW)
     await env.client.get("/me")
     app_q.clear(), rbac_q.clear()
     await env.client.get("/me")

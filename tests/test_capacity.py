@@ -6,7 +6,7 @@ and distributor-pipeline links.
 from __future__ import annotations
 
 import pytest
-from conftest import seed
+from helpers import seed
 
 
 @pytest.fixture

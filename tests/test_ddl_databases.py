@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import ECOSYSTEM
-from sqlalchemy import inspect, text
+from helpers import ECOSYSTEM, db_inspect
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.core.db import dialect_name, make_engine
@@ -36,15 +36,6 @@ async def apply_ddl(url: str, paths: list) -> list[str]:
     finally:
         await engine.dispose()
     return [s.name for s in specs]
-
-
-async def db_inspect(url: str, fn):
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(lambda c: fn(inspect(c)))
-    finally:
-        await engine.dispose()
 
 
 @pytest.mark.parametrize("which", ["ours", "ecosystem"])

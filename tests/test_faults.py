@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import make_database
-from live_server import Browserless, LiveServer, free_port, prepare, server_env
+from helpers import Browserless
+from live_server import LiveServer, free_port, prepare, server_env
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent

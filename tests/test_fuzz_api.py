@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import make_database
-from live_server import Browserless, LiveServer, prepare, server_env
+from helpers import Browserless
+from live_server import LiveServer, prepare, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 ST = ROOT / "py3" / "bin" / "schemathesis"

@@ -10,7 +10,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-from conftest import seed
+from helpers import seed
 
 from app.core.ids import new_id
 from app.crud.store import Actor, CrudError, create_row, update_row

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import ADMIN_PASSWORD, Operator
+from helpers import ADMIN_PASSWORD, Operator
 
 
 async def switch(op: Operator, username: str, password: str) -> None:

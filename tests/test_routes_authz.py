@@ -2,29 +2,7 @@
 default deny holds everywhere, and nothing the app serves is missing from the registration."""
 from __future__ import annotations
 
-import re
-
-from conftest import ADMIN_PASSWORD, Operator
-from litestar import Litestar
-
-SKIP_METHODS = {"HEAD", "OPTIONS"}
-
-
-def concrete(path: str, ids: dict[str, str]) -> str:
-    """A request path for a route template: an existing row id where the route wants one."""
-    table = path.split("/")[3] if path.startswith("/api/") else (path.split("/")[2] if path.count("/") > 1 else "")
-    path = path.replace("{id:str}", ids.get(table, "00000000000000000000000000000000"))
-    path = path.replace("{field:str}", "pipeline_id").replace("{code:str}", "zh")
-    path = re.sub(r"\{[^}]+:path\}", "app.css", path)
-    return re.sub(r"\{[^}]+\}", "x", path)
-
-
-def routes(app: Litestar) -> list[tuple[str, str]]:
-    out = []
-    for route in app.routes:
-        for method in sorted(getattr(route, "methods", set()) - SKIP_METHODS):
-            out.append((method, route.path))
-    return out
+from helpers import ADMIN_PASSWORD, Operator, concrete, routes
 
 
 async def test_every_route_is_guarded(live_app, db_url):

@@ -7,8 +7,7 @@ import io
 import re
 
 import openpyxl
-from conftest import Operator
-from test_routes_authz import concrete, routes
+from helpers import ADMIN_PASSWORD, Operator, concrete, routes
 
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -62,7 +61,7 @@ async def test_no_secret_in_pages_json_exports_or_logs(admin, db_url):
         key_hash(key, settings.key_secret),
         key_hash(rotated, settings.key_secret),
         password_hash,
-        "admin-Secret-123",
+        ADMIN_PASSWORD,
     }
     assert password_hash.startswith("$argon2")
 
@@ -113,7 +112,7 @@ async def test_session_cookie_flags_and_fixation(live_app):
     op = Operator(client)
     await client.get("/login")
     client.cookies.set("pa_session", "attacker-chosen-session-id")
-    r = await op.login("admin", "admin-Secret-123")
+    r = await op.login("admin", ADMIN_PASSWORD)
     cookie = r.headers["set-cookie"]
     assert "pa_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
     issued = re.search(r"pa_session=([^;]+)", cookie).group(1)

@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from helpers import db_inspect
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.cli.db_sync import default_models, sync_command
@@ -44,15 +45,6 @@ async def sync(url: str, paths: list, allow_destructive: bool = False, apply: bo
         if apply:
             await apply_sync(engine, plan)
         return plan
-    finally:
-        await engine.dispose()
-
-
-async def db_inspect(url: str, fn):
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(lambda c: fn(inspect(c)))
     finally:
         await engine.dispose()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from conftest import ECOSYSTEM
+from helpers import ECOSYSTEM
 
 from generators.ddl import ddl_text
 from generators.spec import SpecError, load_spec, load_specs, parse_spec, spec_to_raw
