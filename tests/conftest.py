@@ -1,5 +1,5 @@
-"""Fixtures: real databases and the app in-process. Every database test runs on SQLite and on
-MariaDB.
+"""Fixtures: real databases, the app in-process, the clock. Every database test runs on SQLite
+and on MariaDB.
 
 MariaDB is found at $PIPELINE_TEST_MARIADB (default mysql://root@127.0.0.1:3306). When it is
 down the MariaDB half is skipped on a laptop, but fails under CI=true: CI must test both.
@@ -13,10 +13,11 @@ import os
 import secrets
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import ADMIN_PASSWORD, Operator, seed
+from helpers import ADMIN_PASSWORD, Clock, Operator, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -103,6 +104,19 @@ def any_db_url(request, tmp_path):
     url, drop = make_database(request.param, tmp_path)
     yield url
     drop()
+
+
+@pytest.fixture
+def clock():
+    """The clock `app.core.clock.utcnow` reads, under the test's control: it runs on from the real
+    now until the test moves it (`advance`, `at_local`) or holds it (`stop`); the real clock comes
+    back afterwards. Only the app in this process sees it, not a server process."""
+    from app.core.clock import set_source
+
+    c = Clock(datetime.now(UTC))
+    set_source(c)
+    yield c
+    set_source(None)
 
 
 # ---- the app, in-process (Litestar's test client) ----------------------------------------

@@ -1,6 +1,6 @@
 """What test files share besides fixtures: one logged-in client (in-process or over real HTTP), one
-builder of a priced, published, offered pipeline with a key, the route walk and database
-reads.
+builder of a priced, published, offered pipeline with a key, the route walk, a movable clock and
+database reads.
 
 It sits at tests/ beside conftest.py: pytest puts that folder on sys.path, so `from helpers
 import …` works from every test folder below it.
@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -195,6 +197,45 @@ def concrete(path: str, ids: dict[str, str]) -> str:
     path = path.replace("{field:str}", "pipeline_id").replace("{code:str}", "zh")
     path = re.sub(r"\{[^}]+:path\}", "app.css", path)
     return re.sub(r"\{[^}]+\}", "x", path)
+
+
+# ---- the clock -----------------------------------------------------------------------------------
+
+class Clock:
+    """A time source for `app.core.clock.set_source` (see the `clock` fixture): the real clock
+    plus an offset the test sets, so time still runs, but from where the test put it; or held
+    still (`stop`) for a test that must not lose a race against a short wait on a busy machine."""
+
+    def __init__(self, start: datetime):
+        self.offset = start - datetime.now(UTC)
+        self.stopped: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.stopped if self.stopped is not None else datetime.now(UTC) + self.offset
+
+    def stop(self) -> None:
+        """Hold time at this instant; only `advance` and `at_local` move it from now on."""
+        self.stopped = self()
+
+    def advance(self, **delta: float) -> None:
+        """Jump ahead (`advance(seconds=5)`) instead of sleeping."""
+        self._move(timedelta(**delta))
+
+    def at_local(self, tz_name: str, hour: int = 12) -> date:
+        """Go back to the latest hour:00 in `tz_name` (noon by default: half a day from either end
+        of the business day, so a test counting a day cannot straddle two). Never forward: sessions
+        and leases made before stay valid. Returns the local day it is then."""
+        zone = ZoneInfo(tz_name)
+        local = self().astimezone(zone)
+        day = local.date() if local.hour >= hour else local.date() - timedelta(days=1)
+        self._move(datetime.combine(day, time(hour), tzinfo=zone) - local)
+        return day
+
+    def _move(self, delta: timedelta) -> None:
+        if self.stopped is not None:
+            self.stopped += delta
+        else:
+            self.offset += delta
 
 
 # ---- the database, from the test's own event loop ------------------------------------------------

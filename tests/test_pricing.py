@@ -297,10 +297,11 @@ async def test_overlap_refused_through_api_and_form(admin):
     assert r.json()["total"] == 1
 
 
-async def test_price_and_usage_blocks(ctx):
+async def test_price_and_usage_blocks(ctx, clock):
     from app.core.clock import utcnow
     from modules.pipeline_ops.pricing import prices_block, usage_block
 
+    clock.at_local(ctx.settings.business_timezone)  # "today" is one business day throughout
     now = utcnow()
     await seed(ctx, pipelines=[pipeline("P1", "p1")],
                pipeline_pricing=[price_row("P1", "0.020000", frm=now - timedelta(days=1)),

@@ -1,37 +1,29 @@
 """Operators see daily usage: a chart on the pipeline's and distributor's pages, and the daily report,
-with days cut in the business time zone (Asia/Shanghai: 16:00 UTC is already tomorrow)."""
+with days cut in the business time zone (Asia/Shanghai by default: 16:00 UTC is already tomorrow)."""
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert
+from helpers import seed
 
 from app.core.ids import new_id
 
 
-async def test_daily_totals_and_chart(admin, db_url):
-    from app.core.catalog import load_catalog
-    from app.core.config import ROOT
-    from app.core.db import make_engine
-
+async def test_daily_totals_and_chart(admin, clock):
     p = (await admin.api("POST", "/api/pipeline_core/pipelines", json={"code": "u1", "name": "Usage One"})).json()
     d = (await admin.api("POST", "/api/pipeline_dist/distributors", json={"name": "Dee"})).json()
-    tz = ZoneInfo("Asia/Shanghai")
-    today = datetime.now(UTC).astimezone(tz).date()
+    tz = ZoneInfo(admin.ctx.settings.business_timezone)
+    today = clock.at_local(tz.key)  # noon: the page and the rows below agree on which day is today
     local_midnight = datetime(today.year, today.month, today.day, tzinfo=tz)
     at_today = (local_midnight + timedelta(hours=1)).astimezone(UTC).replace(tzinfo=None)
     at_yesterday = (local_midnight - timedelta(minutes=1)).astimezone(UTC).replace(tzinfo=None)
-    table = load_catalog(ROOT / "build").tables["pipeline_usage_log"].table
-    engine = make_engine(db_url)
-    async with engine.begin() as conn:
-        for i, (at, status) in enumerate([(at_today, "succeeded")] * 3 + [(at_yesterday, "failed")] * 2
-                                         + [(at_today, "rejected")]):
-            await conn.execute(insert(table).values(
-                id=new_id(), pipeline_id=p["id"], distributor_id=d["id"], request_id=f"r{i}", units=2,
-                unit_price="0.500000", amount="1.000000", currency="CNY", status=status, started_at=at))
-    await engine.dispose()
+    calls = [(at_today, "succeeded")] * 3 + [(at_yesterday, "failed")] * 2 + [(at_today, "rejected")]
+    await seed(admin.ctx, pipeline_usage_log=[
+        {"id": new_id(), "pipeline_id": p["id"], "distributor_id": d["id"], "request_id": f"r{i}", "units": 2,
+         "unit_price": "0.500000", "amount": "1.000000", "currency": "CNY", "status": status, "started_at": at}
+        for i, (at, status) in enumerate(calls)])
 
     page = await admin.client.get(f"/pipeline_core/pipelines/{p['id']}")
     assert page.status_code == 200
