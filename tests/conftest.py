@@ -107,6 +107,22 @@ def any_db_url(request, tmp_path):
 
 
 @pytest.fixture
+def new_database(tmp_path):
+    """Make fresh databases on demand: `new_database("mariadb")` gives a URL. Every one is dropped
+    at teardown, also when the test fails half-way (a loop over kinds leaves nothing behind)."""
+    drops: list[Callable[[], None]] = []
+
+    def make(kind: str) -> str:
+        url, drop = make_database(kind, tmp_path)
+        drops.append(drop)
+        return url
+
+    yield make
+    for drop in reversed(drops):
+        drop()
+
+
+@pytest.fixture
 def clock():
     """The clock `app.core.clock.utcnow` reads, under the test's control: it runs on from the real
     now until the test moves it (`advance`, `at_local`) or holds it (`stop`); the real clock comes

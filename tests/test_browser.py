@@ -9,26 +9,25 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from conftest import make_database
+from helpers import ROOT
 from live_server import LiveServer, prepare, server_env
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "screenshots"
+SHOTS = ROOT / "screenshots"
 PASSWORD = "browser-Passw0rd!"
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
-def server(request, tmp_path):
+def server(request, new_database, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (./test.sh installs it)")
-    app_url, drop = make_database(request.param, tmp_path)
+    app_url = new_database(request.param)
     env = server_env(app_url, app_url, tmp_path)
     prepare(env, {"olga": (PASSWORD, "pipeline.admin"), "vera": ("vera-Passw0rd!", "ops.viewer")})
     with LiveServer(env) as srv:
         srv.kind = request.param
         yield srv
-    drop()
 
 
 @pytest.fixture

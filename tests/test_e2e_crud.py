@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-from conftest import make_database
-from helpers import Browserless
+from helpers import ROOT, Browserless
 from live_server import LiveServer, prepare, server_env
 
-ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = json.loads((ROOT / "build" / "manifest.json").read_text())
 PASSWORD = "e2e-Passw0rd!"
 PATTERN_CANDIDATES = ["CNY", "e2e{n}", "13800{n:06d}", "x{n}"]
@@ -91,16 +88,12 @@ def api_create(op: Browserless, table: str, n: int, made: dict[str, str] | None 
 
 @pytest.fixture(params=[("sqlite", 1), ("mariadb", 1), ("sqlite", 2), ("mariadb", 2)],
                 ids=["sqlite-1w", "mariadb-1w", "sqlite-2w", "mariadb-2w"])
-def server(request, tmp_path):
+def server(request, new_database, tmp_path):
     kind, workers = request.param
-    app_url, drop_app = make_database(kind, tmp_path)
-    rbac_url, drop_rbac = make_database(kind, tmp_path)
-    env = server_env(app_url, rbac_url, tmp_path)
+    env = server_env(new_database(kind), new_database(kind), tmp_path)
     prepare(env, {"alice": (PASSWORD, "pipeline.admin")})
     with LiveServer(env, workers=workers) as srv:
         yield srv
-    drop_app()
-    drop_rbac()
 
 
 def test_every_table_through_forms_and_api(server):
@@ -173,22 +166,21 @@ def test_every_table_through_forms_and_api(server):
         assert op.http.get(f"{base}/{created[table]}").status_code == 404
 
 
-def test_session_is_shared_between_server_processes(tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", "mariadb"])
+def test_session_is_shared_between_server_processes(kind, new_database, tmp_path):
     """Log in on one server process, be recognised on another (as behind a load balancer)."""
-    for kind in ("sqlite", "mariadb"):
-        app_url, drop_app = make_database(kind, tmp_path)
-        env = server_env(app_url, app_url, tmp_path)
-        prepare(env, {"bob": (PASSWORD, "pipeline.admin")})
-        with LiveServer(env) as one, LiveServer(env) as two:
-            op = Browserless(one.url)
-            assert op.login("bob", PASSWORD).status_code == 303
-            other = Browserless(two.url)
-            other.http.cookies = op.http.cookies
-            me = other.http.get("/me")
-            assert me.status_code == 200 and me.json()["username"] == "bob"
-            assert other.http.get("/pipeline_core/pipelines").status_code == 200
-            # logout on the second ends the session on the first too
-            r = other.api("POST", "/logout", data={"_csrf_token": other.csrf})
-            assert r.status_code in (302, 303)
-            assert op.http.get("/me").status_code in (303, 401)
-        drop_app()
+    app_url = new_database(kind)
+    env = server_env(app_url, app_url, tmp_path)
+    prepare(env, {"bob": (PASSWORD, "pipeline.admin")})
+    with LiveServer(env) as one, LiveServer(env) as two:
+        op = Browserless(one.url)
+        assert op.login("bob", PASSWORD).status_code == 303
+        other = Browserless(two.url)
+        other.http.cookies = op.http.cookies
+        me = other.http.get("/me")
+        assert me.status_code == 200 and me.json()["username"] == "bob"
+        assert other.http.get("/pipeline_core/pipelines").status_code == 200
+        # logout on the second ends the session on the first too
+        r = other.api("POST", "/logout", data={"_csrf_token": other.csrf})
+        assert r.status_code in (302, 303)
+        assert op.http.get("/me").status_code == 401  # /me answers JSON: a 401, never a login redirect

@@ -10,16 +10,13 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import make_database
-from helpers import Browserless
+from helpers import ROOT, Browserless
 from live_server import LiveServer, free_port, prepare, server_env
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "fault-Passw0rd!"
 
 
@@ -87,15 +84,15 @@ class Relay:
                     pass
 
 
-def test_mariadb_outage_gives_503_and_recovers(tmp_path):
-    url, drop = make_database("mariadb", tmp_path)
+def test_mariadb_outage_gives_503_and_recovers(new_database, tmp_path):
+    url = new_database("mariadb")
     u = make_url(url)
     relay = Relay((u.host or "127.0.0.1", u.port or 3306))
     relay.up()
     relayed = u.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
     env = server_env(relayed, relayed, tmp_path)
-    prepare(env, {"fay": (PASSWORD, "pipeline.admin")})
     try:
+        prepare(env, {"fay": (PASSWORD, "pipeline.admin")})
         with LiveServer(env) as srv:
             op = Browserless(srv.url)
             assert op.login("fay", PASSWORD).status_code == 303
@@ -126,13 +123,12 @@ def test_mariadb_outage_gives_503_and_recovers(tmp_path):
             assert names == {"f1", "f3"}
     finally:
         relay.down()
-        drop()
 
 
-def test_stop_drains_in_flight_requests(tmp_path):
+def test_stop_drains_in_flight_requests(new_database, tmp_path):
     """A slow request (an import preview of a few thousand rows) running when stop.sh is called
     still completes with its full answer; new connections are refused afterwards."""
-    url, drop = make_database("sqlite", tmp_path)
+    url = new_database("sqlite")
     port = free_port()
     env = server_env(url, url, tmp_path, PIPELINE_PORT=str(port))
     prepare(env, {"dan": (PASSWORD, "pipeline.admin")})
@@ -165,4 +161,3 @@ def test_stop_drains_in_flight_requests(tmp_path):
             httpx.get(base + "/healthz", timeout=2)
     finally:
         subprocess.run([str(ROOT / "stop.sh")], env=env, capture_output=True, timeout=60)
-        drop()

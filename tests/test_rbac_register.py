@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,7 +132,7 @@ async def test_add_user_hashes_and_links_once(db_url):
         uid, created = await rbac.add_user(engine, "ops", "first-Pass", "pipeline.ops")
         uid2, created2 = await rbac.add_user(engine, "ops", "second-Pass", "pipeline.ops")
         assert created and not created2 and uid == uid2
-        assert len(uid) == 32 and int(uid, 16) >= 0
+        assert re.fullmatch(r"[0-9a-f]{32}", uid), uid
         info = await rbac.user_info(engine, uid, ttl=0)
         assert info.roles == frozenset({"pipeline.ops"}) and info.active and info.username == "ops"
         record = await rbac.login_record(engine, "ops")
