@@ -1,20 +1,23 @@
-"""Fixtures: real databases, the app in-process, the clock. Every database test runs on SQLite
-and on MariaDB.
+"""Fixtures every test folder uses: real databases, the app in-process, the clock.
 
-MariaDB is found at $PIPELINE_TEST_MARIADB (default mysql://root@127.0.0.1:3306). When it is
-down the MariaDB half is skipped on a laptop, but fails under CI=true: CI must test both.
+Every database test runs on SQLite and on MariaDB. MariaDB is found at $PIPELINE_TEST_MARIADB
+(default mysql://root@127.0.0.1:3306). When it is down the MariaDB half is skipped on a laptop,
+but fails under CI=true: CI must test both.
 
-Plain helpers (the logged-in client, the offer builder, `seed`) live in helpers.py; `seed` is
-re-exported here for the files that import it from conftest.
+This file stays at tests/ (above unit/ and e2e/): pytest loads it for both folders and puts this
+folder on sys.path, so `from conftest import …` and `from helpers import …` work from either.
+Plain helpers live in helpers.py; `seed` is re-exported here for the files that import it so.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ADMIN_PASSWORD, Clock, Operator, seed
@@ -156,8 +159,6 @@ async def prepare_databases(app_url: str, rbac_url: str) -> None:
 
 
 def app_settings(app_url: str, rbac_url: str, data_dir: Path):
-    import dataclasses
-
     from app.core.config import load_settings
 
     return dataclasses.replace(load_settings(), database=app_url, rbac_database=rbac_url, data_dir=data_dir,
@@ -196,3 +197,86 @@ async def admin(live_app):
     op.app = app
     op.ctx = app.state.ctx
     return op
+
+
+@pytest.fixture
+def rbac_url(db_url, tmp_path):
+    """A second, separate database of the same kind as `db_url` for the RBAC tables."""
+    url, drop = make_database("sqlite" if db_url.startswith("sqlite") else "mariadb", tmp_path)
+    yield url
+    drop()
+
+
+@dataclasses.dataclass
+class AuthEnv:
+    """The app with its RBAC tables in a database of their own, and a browser on it."""
+
+    app: Any
+    client: Any  # Litestar's AsyncTestClient
+    op: Operator  # the browser of `client`
+    ctx: Any  # the app's own context (its engines live on the app's event loop)
+    app_db: Any  # engines for the test's own checks
+    rbac_db: Any
+
+    def other_client(self, **kwargs: Any):
+        """A second browser on the same app (same worker, same databases)."""
+        from litestar.testing import AsyncTestClient
+
+        return AsyncTestClient(app=self.app, **kwargs)
+
+    async def scalar(self, engine, stmt):
+        async with engine.connect() as conn:
+            return (await conn.execute(stmt)).scalar()
+
+
+AUTH_USERS = {"admin": ("admin-Pass-1", "pipeline.admin"), "viewer": ("viewer-Pass-1", "pipeline.viewer"),
+              "gone": ("gone-Pass-1", "pipeline.admin")}
+
+
+@pytest.fixture
+async def auth_env(db_url, rbac_url, tmp_path):
+    """The real app on two fresh databases (app and RBAC), every path registered, three users
+    (AUTH_USERS): admin (pipeline.admin), viewer (pipeline.viewer: may only view pipeline records)
+    and gone (disabled)."""
+    from litestar.testing import AsyncTestClient
+    from sqlalchemy import update
+
+    from app.auth import rbac
+    from app.core.db import make_engine
+    from app.web.app import create_app
+
+    rbac.invalidate()
+    await prepare_databases(db_url, rbac_url)
+    settings = app_settings(db_url, rbac_url, tmp_path)
+    settings = dataclasses.replace(settings, rbac_defaults={
+        **settings.rbac_defaults, "pipeline.viewer": ["/pipeline_core/pipelines/{id}"]})
+    app = create_app(settings)
+    engine = make_engine(rbac_url)
+    await rbac.register_paths(engine, rbac.app_paths(app), settings.rbac_defaults, dry_run=False)
+    ids = {name: (await rbac.add_user(engine, name, password, role))[0]
+           for name, (password, role) in AUTH_USERS.items()}
+    users = rbac.table("users")
+    async with engine.begin() as conn:
+        await conn.execute(update(users).where(users.c.id == ids["gone"]).values(user_status="1"))
+    await engine.dispose()
+    app_db, rbac_db = make_engine(db_url), make_engine(rbac_url)
+    async with AsyncTestClient(app=app) as client:
+        yield AuthEnv(app, client, Operator(client), app.state.ctx, app_db, rbac_db)
+    await app_db.dispose()
+    await rbac_db.dispose()
+    rbac.invalidate()
+
+
+@pytest.fixture
+async def ctx(db_url, tmp_path):
+    """An app context without HTTP (settings, the compiled catalog, an engine of this event loop)
+    on a fresh database with every app table: for services called directly."""
+    from app.core.catalog import load_catalog
+    from app.core.context import AppContext
+    from app.core.db import make_engine
+
+    c = AppContext(app_settings(db_url, db_url, tmp_path), load_catalog(ROOT / "build"), db=make_engine(db_url))
+    async with c.db.begin() as conn:
+        await conn.run_sync(c.catalog.metadata.create_all)
+    yield c
+    await c.db.dispose()

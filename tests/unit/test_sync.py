@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import db_inspect
+from helpers import ROOT, db_inspect
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -27,7 +27,6 @@ from generators.sync import (
     plan_sync,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = ROOT / "models" / "pipeline_core" / "pipelines.json"
 ROWS = [
     {"id": "p1", "code": "alpha", "name": "Alpha", "description": "first\nline", "status": "active",

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from helpers import ROOT
 
 from generators.xlsx_spec import write_xlsx
 
-ROOT = Path(__file__).resolve().parent.parent
 PY = ROOT / "py3" / "bin"
 
 GOOD = {

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from helpers import ECOSYSTEM
+from helpers import ECOSYSTEM, ROOT
 
 from generators.ddl import ddl_text
 from generators.spec import SpecError, load_spec, load_specs, parse_spec, spec_to_raw
 from generators.xlsx_spec import convert, read_xlsx, write_xlsx, xlsx_bytes
 
-ROOT = Path(__file__).resolve().parent.parent
 DIALECTS = ("mysql", "sqlite", "postgresql")
 MODEL_JSONS = sorted((ROOT / "models").rglob("*.json"))
 CAPACITY = ROOT / "models" / "pipeline_ops" / "pipeline_capacity"

@@ -138,27 +138,7 @@ def test_period_bounds_business_day_and_month_in_utc():
     assert b["day"][1] - b["day"][0] == timedelta(hours=23)
 
 
-# ---- against a real database -----------------------------------------------------------------
-
-@pytest.fixture
-async def ctx(db_url, tmp_path):
-    """An app context (no HTTP) on a fresh database with every app table."""
-    import dataclasses
-
-    from app.core.catalog import load_catalog
-    from app.core.config import ROOT, load_settings
-    from app.core.context import AppContext
-    from app.core.db import make_engine
-
-    settings = dataclasses.replace(load_settings(), database=db_url, rbac_database=db_url, data_dir=tmp_path,
-                                   key_secret="test-secret")
-    c = AppContext(settings, load_catalog(ROOT / "build"))
-    c.db = make_engine(db_url)
-    async with c.db.begin() as conn:
-        await conn.run_sync(c.catalog.metadata.create_all)
-    yield c
-    await c.db.dispose()
-
+# ---- against a real database (the `ctx` fixture) ----------------------------------------------
 
 def pipeline(pid: str, code: str) -> dict:
     return {"id": pid, "code": code, "name": code.upper(), "status": "active"}

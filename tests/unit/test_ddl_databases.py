@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from helpers import ECOSYSTEM, db_inspect
+from helpers import ECOSYSTEM, ROOT, db_inspect
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -17,7 +16,6 @@ from generators.ddl import ddl_statements
 from generators.spec import load_specs
 from generators.sync import plan_sync
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def apply_ddl(url: str, paths: list) -> list[str]:
