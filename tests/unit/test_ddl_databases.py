@@ -140,3 +140,14 @@ def test_json2ddl_one_module_with_foreign_keys_into_another():
     assert done.returncode == 0, done.stderr
     assert "REFERENCES pipelines (id) ON DELETE CASCADE" in done.stdout
     assert "CREATE TABLE pipelines" not in done.stdout
+
+
+def test_our_rbac_schema_is_the_ecosystems():
+    """The RBAC database is shared with the ecosystem's apps: models/rbac/ must describe the same
+    tables, keys and columns as the ecosystem's own specs, or the app breaks against a real one."""
+    def shape(folder):
+        return {s.name: (s.primary, [(f.name, f.type, f.length, f.dec, f.nullable) for f in s.fields],
+                         sorted((i.name, i.unique, i.fields) for i in s.indexes))
+                for s in load_specs([folder])}
+
+    assert shape(ROOT / "models" / "rbac") == shape(ECOSYSTEM / "rbac-models")
