@@ -20,7 +20,8 @@ from app.auth import rbac
 from app.auth.sessions import sessions_table, throttle_delay, throttle_table
 from app.core.clock import utcnow
 from app.core.db import make_engine
-from app.web.auth import Principal, safe_next
+from app.auth.principal import Principal
+from app.web.auth import safe_next
 
 ADMIN_PW = "admin-Pass-1"
 VIEWER_PW = "viewer-Pass-1"

@@ -17,7 +17,7 @@ from app.core.clock import utcnow
 from app.core.context import AppContext
 from app.core.db import make_engine
 from app.core.ids import new_id
-from app.crud.store import Actor, CrudError
+from app.crud.rows import Actor, CrudError
 from modules.pipeline_core import publish as svc
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ async def _genkey_async(args: argparse.Namespace) -> int:
     from app.core.catalog import load_catalog
     from app.core.config import load_settings
     from app.core.context import AppContext
-    from app.crud.store import Actor, CrudError
+    from app.crud.rows import Actor, CrudError
     from modules.pipeline_dist.keys import distributor_id_by_name, issue_key
 
     settings = load_settings()

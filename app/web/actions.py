@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Response, Template
 
 from app.core.catalog import TableView
-from app.crud.store import CrudError
+from app.crud.rows import CrudError
 from app.web.errors import OPERATOR_ERRORS
 
 Action = Callable[[Request, TableView, str, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -8,6 +8,7 @@ import re
 from litestar import Litestar, Request, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -19,7 +20,8 @@ from app.core.catalog import load_catalog
 from app.core.config import ROOT, Settings, load_settings
 from app.core.context import AppContext
 from app.core.hooks import hook
-from app.web.errors import exception_handlers
+from app.crud.rows import CrudError
+from app.web.errors import http_exception_handler, internal_error_handler
 from app.web.ui import LANG_COOKIE, LANGS, register_globals
 
 
@@ -81,7 +83,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                exclude=[f"^{re.escape(prefix)}" for prefix in keyed]),
         template_config=template_config,
         openapi_config=OpenAPIConfig(title="Pipeline-App", version="1.0.0", path="/schema"),
-        exception_handlers=exception_handlers(),
+        exception_handlers={CrudError: pages.crud_error_handler, HTTPException: http_exception_handler,
+                            **auth.exception_handlers, Exception: internal_error_handler},
     )
     # after the plugins' own startup and shutdown steps, whatever they appended
     app.on_startup.append(freeze_startup_heap)

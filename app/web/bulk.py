@@ -9,7 +9,8 @@ from litestar.response import Redirect, Response
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
-from app.crud.store import CrudError, change_row, delete_rows
+from app.crud.rows import CrudError
+from app.crud.store import change_row, delete_rows
 from app.web.errors import OPERATOR_ERRORS
 from app.web.pages import _error_html, actor_of
 

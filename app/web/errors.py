@@ -44,15 +44,6 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal error")
 
 
-def exception_handlers() -> dict:
-    from app.crud.store import CrudError
-    from app.web.auth import exception_handlers as auth_handlers
-    from app.web.pages import crud_error_handler
-
-    return {CrudError: crud_error_handler, HTTPException: http_exception_handler, **auth_handlers,
-            Exception: internal_error_handler}
-
-
 class ErrorDetail(msgspec.Struct, omit_defaults=True):
     status: int
     code: Annotated[str, msgspec.Meta(examples=["invalid"])]

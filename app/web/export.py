@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
-from app.crud.store import _order, _where, jsonable, parse_list_query
+from app.crud.query import order_by, parse_list_query, where_clauses
+from app.crud.rows import jsonable
 from app.web.ui import lang_of
 
 CHUNK = 2000
@@ -41,7 +42,7 @@ async def rows_of(request: Request, tv: TableView, fields: list[str]) -> AsyncIt
     params = {k: v for k, v in request.query_params.items() if k not in ("page", "rows", "after")}
     lq = parse_list_query(tv, params)
     t = tv.table
-    stmt = select(*[t.c[n] for n in fields]).where(*_where(tv, lq)).order_by(*_order(tv, lq.sort))
+    stmt = select(*[t.c[n] for n in fields]).where(*where_clauses(tv, lq)).order_by(*order_by(tv, lq.sort))
     async with ctx_of(request).db.connect() as conn:
         result = await conn.stream(stmt.execution_options(yield_per=CHUNK))
         async for partition in result.partitions(CHUNK):

@@ -20,7 +20,8 @@ from openpyxl import Workbook, load_workbook
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
-from app.crud.store import Actor, CrudError, insert_row
+from app.crud.rows import Actor, CrudError
+from app.crud.store import insert_row
 from app.web.render import render
 from app.web.ui import lang_of
 
@@ -93,7 +94,7 @@ async def run_import(request: Request, tv: TableView, filename: str, content: by
         raise CrudError(413, f"at most {MAX_ROWS} rows per import")
     report = Report(rows=len(body))
     p = request
-    from app.web.auth import principal_of
+    from app.auth.principal import principal_of
 
     who = principal_of(p)
     actor = Actor(who.user_id, who.username, p.client.host if p.client else None)

@@ -17,27 +17,16 @@ from litestar.response import Redirect, Response, Template
 
 from app.core.catalog import Catalog, TableView
 from app.core.context import ctx_of
-from app.crud.store import (
-    Actor,
-    CrudError,
-    code_texts,
-    create_row,
-    delete_rows,
-    get_row,
-    jsonable,
-    list_rows,
-    lookup_options,
-    parse_list_query,
-    public,
-    update_row,
-)
+from app.crud.query import code_texts, list_rows, lookup_options, parse_list_query
+from app.crud.rows import Actor, CrudError, jsonable, public
+from app.crud.store import create_row, delete_rows, get_row, update_row
 from app.web.errors import OPERATOR_ERRORS, error_response
 from app.web.render import render
 from app.web.ui import lang_of
 
 
 def actor_of(request: Request) -> Actor:
-    from app.web.auth import principal_of
+    from app.auth.principal import principal_of
 
     p = principal_of(request)
     return Actor(p.user_id, p.username, request.client.host if request.client else None)
@@ -97,7 +86,7 @@ def _form_data(form: Any, tv: TableView) -> dict[str, Any]:
 
 
 def _can(request: Request, path: str) -> bool:
-    from app.web.auth import principal_of
+    from app.auth.principal import principal_of
 
     return principal_of(request).allows(path)
 

@@ -16,7 +16,8 @@ from sqlalchemy import delete, func, insert, or_, select
 from app.auth import rbac
 from app.core.context import ctx_of
 from app.core.ids import new_id
-from app.crud.store import CrudError, audit
+from app.crud.rows import CrudError
+from app.crud.store import audit
 from app.web.pages import actor_of
 from app.web.render import render
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.core.catalog import TableView
 from app.core.clock import utcnow
 from app.core.context import ctx_of
-from app.crud.store import CrudError, public
+from app.crud.rows import CrudError, public
 from app.web.ui import lang_of
 from modules.pipeline_dist.keys import issue_key, revoke_key
 from modules.pipeline_ops.pricing import bilingual, choice_label, describe, resolve_prices, table_html

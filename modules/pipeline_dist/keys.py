@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.clock import utcnow
 from app.core.config import Settings
-from app.crud.store import Actor, CrudError, audit, get_row
+from app.crud.rows import Actor, CrudError
+from app.crud.store import audit, get_row
 from modules.pipeline_dist.key_format import display_prefix, generate_key, key_hash, well_formed
 
 MAX_GRACE_HOURS = 24 * 30
