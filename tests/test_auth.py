@@ -17,7 +17,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import event, func, insert, select, update
 
 from app.auth import rbac
-from app.auth.sessions import sessions_table, throttle_delay, throttle_table
+from app.auth.sessions import sessions_table, throttle_table
+from app.auth.throttle import login_keys, throttle_delay
 from app.core.clock import utcnow
 from app.core.db import make_engine
 from app.auth.principal import Principal
@@ -328,11 +329,14 @@ async def test_throttle_per_ip_catches_spraying_usernames(env):
 async def test_waits_double_and_a_success_is_possible_after_the_cap(env):
     t = throttle_table()
     now = utcnow()
-    async with env.app_db.begin() as conn:  # a stranger already failed 40 times for this user
-        await conn.execute(insert(t).values(id="u:admin", fail_count=40, last_fail=now, locked_until=now))
+    users = rbac.table("users")
+    admin_id = await env.scalar(env.rbac_db, select(users.c.id).where(users.c.username == "admin"))
+    key = next(k for k in login_keys(admin_id, "testclient") if k.startswith("u:"))
+    async with env.app_db.begin() as conn:  # 40 failures for this user from this address already
+        await conn.execute(insert(t).values(id=key, fail_count=40, last_fail=now, locked_until=now))
     await login(env.client, "admin", WRONG)
     async with env.app_db.connect() as conn:
-        row = (await conn.execute(select(t.c.fail_count, t.c.locked_until).where(t.c.id == "u:admin"))).one()
+        row = (await conn.execute(select(t.c.fail_count, t.c.locked_until).where(t.c.id == key))).one()
     assert row.fail_count == 41
     assert 899 <= (row.locked_until - now).total_seconds() <= 902  # capped at 15 minutes
 

@@ -25,15 +25,9 @@ from litestar.utils.path import normalize_path
 from litestar.utils.scope.state import ScopeState
 
 from app.auth import rbac
-from app.auth.passwords import verify_password
-from app.auth.sessions import (
-    create_session,
-    end_session,
-    throttle_fail,
-    throttle_key,
-    throttle_reset,
-    throttle_wait,
-)
+from app.auth.passwords import PasswordScheme
+from app.auth.sessions import create_session, end_session
+from app.auth.throttle import charge_attempt, clear_keys, login_keys
 from app.core.clock import utcnow
 from app.core.context import ctx_of
 from app.auth.principal import PRINCIPAL_KEY, principal_of, resolve_principal
@@ -178,32 +172,34 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("password") or "")
     next_ = safe_next(form.get("next"))
     client_ip = request.client.host if request.client else "unknown"
-    keys = [throttle_key("u", username.lower()), throttle_key("ip", client_ip)]
     now = utcnow()
+    record = await rbac.login_record(ctx.rbac_db, username) if username else None
+    # Never the typed name in a log: it may be a password typed into the wrong box.
+    who = record.username if record else "(unknown user)"
+    keys = login_keys(record.user_id if record else None, client_ip)
 
-    wait = await throttle_wait(ctx.db, keys, now)
+    wait = await charge_attempt(ctx.db, keys, now)
     if wait > 0:
         seconds = max(1, int(wait + 0.999))
-        log.warning("login throttled: user=%r ip=%s wait=%ss", username, client_ip, seconds)
+        log.warning("login throttled: user=%s ip=%s wait=%ss", who, client_ip, seconds)
         response = _login_form(request, status=429, username=username, next_=next_, error=_text(
             request, f"登录失败次数过多，请在 {seconds} 秒后重试。",
             f"Too many failed logins: try again in {seconds} s."))
         response.headers["Retry-After"] = str(seconds)
         return response
 
-    record = await rbac.login_record(ctx.rbac_db, username) if username else None
+    scheme = PasswordScheme.of(ctx.settings)
     # ~50 ms of argon2: off the event loop, so other requests of this worker keep flowing
-    password_ok = await asyncio.to_thread(verify_password, password, record.password_hash if record else None)
+    password_ok = await asyncio.to_thread(scheme.verify, password, record.password_hash if record else None)
     if record is None or not password_ok or not record.active:
-        log.info("login failed: user=%r ip=%s reason=%s", username, client_ip,
+        log.info("login failed: user=%s ip=%s reason=%s", who, client_ip,
                  "unknown user" if record is None else "wrong password" if not password_ok else "disabled")
-        await throttle_fail(ctx.db, keys, now)
-        if record is not None:
+        if record is not None and scheme.name != "ecosystem":  # a shared database's counter is theirs
             await rbac.record_login(ctx.rbac_db, record.user_id, False, now)
         return _login_form(request, status=400, username=username, next_=next_, error=_text(
             request, "用户名或密码错误。", "Wrong username or password."))
 
-    await throttle_reset(ctx.db, keys)
+    await clear_keys(ctx.db, keys)
     await rbac.record_login(ctx.rbac_db, record.user_id, True, now)
     hours = ctx.settings.session_hours
     token = await create_session(ctx.db, record.user_id, record.username, now, hours,
