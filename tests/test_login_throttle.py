@@ -72,3 +72,23 @@ async def test_concurrent_charges_from_two_workers_count_exactly(db_url, tmp_pat
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_login_rotates_the_csrf_token_and_https_gets_secure_cookies_and_hsts(live_app):
+    app, _ = live_app
+    transport = httpx.ASGITransport(app=app, client=("10.4.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://test") as client:
+        page = await client.get("/login")
+        assert "max-age=" in page.headers["strict-transport-security"]
+        assert all("Secure" in c for c in page.headers.get_list("set-cookie"))
+        before = client.cookies.get("csrftoken")
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
+        r = await client.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD, "_csrf_token": token})
+        assert r.status_code == 303
+        assert client.cookies.get("csrftoken") is None  # the pre-login token is gone
+        await client.get("/")
+        assert client.cookies.get("csrftoken") not in (None, before)
+    async with client_from(app, "10.4.0.2") as plain:
+        page = await plain.get("/login")
+        assert "strict-transport-security" not in page.headers
+        assert not any("Secure" in c for c in page.headers.get_list("set-cookie"))

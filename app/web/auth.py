@@ -158,6 +158,14 @@ def _set_session_cookie(request: Request, response: Response, token: str, hours:
                         samesite="lax", secure=request.url.scheme == "https")
 
 
+def _rotate_csrf(request: Request, response: Response) -> None:
+    """A session starts or ends with no CSRF token: the next page is given a fresh one, so a token
+    seen before login (or planted in the browser) is worth nothing after it."""
+    csrf = request.app.csrf_config
+    if csrf is not None:
+        response.delete_cookie(csrf.cookie_name, path=csrf.cookie_path)
+
+
 @get("/login", include_in_schema=False)
 async def login_page(request: Request) -> Response:
     return _login_form(request, next_=safe_next(request.query_params.get("next")))
@@ -206,6 +214,7 @@ async def login_submit(request: Request) -> Response:
                                  replaces=request.cookies.get(SESSION_COOKIE))
     response = Redirect(path=next_, status_code=303)
     _set_session_cookie(request, response, token, hours)
+    _rotate_csrf(request, response)
     return response
 
 
@@ -217,6 +226,7 @@ async def logout(request: Request) -> Response:
         await end_session(ctx_of(request).db, token)
     response = Redirect(path="/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    _rotate_csrf(request, response)
     return response
 
 
