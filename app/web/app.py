@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"ctx": ctx}),
         on_startup=[lambda: observability.configure_logging(settings.data_dir), ctx.start],
         on_shutdown=[ctx.stop],
-        middleware=[observability.observability_middleware, auth.auth_middleware],
+        middleware=[auth.auth_middleware],
         csrf_config=CSRFConfig(secret=csrf_secret(settings), cookie_httponly=False, cookie_samesite="lax",
                                exclude=[f"^{re.escape(prefix)}" for prefix in keyed]),
         template_config=template_config,
@@ -89,4 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # after the plugins' own startup and shutdown steps, whatever they appended
     app.on_startup.append(freeze_startup_heap)
     app.on_shutdown.append(gc.unfreeze)
+    # Outside Litestar's exception handling and router: 404, 405 and refusals raised by middleware
+    # get the request id and security headers too, and are logged and counted with their real status.
+    app.asgi_handler = observability.observability_middleware(app.asgi_handler)
     return app
