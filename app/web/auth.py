@@ -19,6 +19,7 @@ from litestar import Request, get, post
 from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import ASGIMiddleware
+from litestar.middleware.csrf import generate_csrf_token
 from litestar.response import Redirect, Response
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils.path import normalize_path
@@ -159,11 +160,13 @@ def _set_session_cookie(request: Request, response: Response, token: str, hours:
 
 
 def _rotate_csrf(request: Request, response: Response) -> None:
-    """A session starts or ends with no CSRF token: the next page is given a fresh one, so a token
-    seen before login (or planted in the browser) is worth nothing after it."""
+    """A session starts or ends with a new CSRF token, so a token seen before login (or planted
+    in the browser) is worth nothing after it."""
     csrf = request.app.csrf_config
     if csrf is not None:
-        response.delete_cookie(csrf.cookie_name, path=csrf.cookie_path)
+        response.set_cookie(csrf.cookie_name, generate_csrf_token(secret=csrf.secret), path=csrf.cookie_path,
+                            secure=csrf.cookie_secure, httponly=csrf.cookie_httponly, samesite=csrf.cookie_samesite,
+                            domain=csrf.cookie_domain)
 
 
 @get("/login", include_in_schema=False)
