@@ -18,6 +18,7 @@ from app.crud.rows import CrudError, jsonable, public
 from app.crud.validate import Invalid, coerce
 
 MAX_ROWS = 500
+MAX_PAGE = 1_000_000  # deeper than any list a person pages through; past it OFFSET overflows drivers
 COUNT_CAP = 10_000
 LIST_PARAMS = {"page", "rows", "sort", "q", "after"}
 
@@ -45,6 +46,9 @@ def parse_list_query(tv: TableView, params: dict[str, str]) -> ListQuery:
                 number = int(raw)
                 if number < 1:
                     raise ValueError
+                if key == "page" and number > MAX_PAGE:
+                    errors[key] = f"at most {MAX_PAGE}"
+                    continue
                 setattr(lq, key, min(number, MAX_ROWS) if key == "rows" else number)
             except ValueError:
                 errors[key] = "must be a positive whole number"

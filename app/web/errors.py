@@ -9,6 +9,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example  # noqa: F401 - re-exported for handlers' examples
 
+from app.core.retry import Busy
+
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited", 500: "internal_error",
          503: "unavailable"}
@@ -33,6 +35,10 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
 
 
 def internal_error_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, RecursionError):  # a body nested thousands deep: the decoder gave up
+        return error_response(400, "the request body is nested too deeply", code="bad_request")
+    if isinstance(exc, Busy):  # retries ran out on a conflict: nothing was written
+        return error_response(503, str(exc), headers={"Retry-After": str(exc.retry_after)}, code="busy")
     import logging
 
     logging.getLogger("pipeline.error").exception("unhandled error on %s %s", request.method, request.url.path)

@@ -17,7 +17,7 @@ from litestar import Request, get
 from litestar.response import Template
 from sqlalchemy import and_, case, func, select
 
-from app.core.clock import business_day, day_bounds, utcnow
+from app.core.clock import business_day, clamp_day, day_bounds, utcnow
 from app.core.context import ctx_of
 from app.web.render import render
 from app.web.ui import lang_of
@@ -114,7 +114,7 @@ async def distributor_chart(request: Request, tv: Any, row: dict[str, Any]) -> s
 
 def _parse_day(text: str | None, default: date) -> date:
     try:
-        return date.fromisoformat(text) if text else default
+        return clamp_day(date.fromisoformat(text)) if text else default
     except ValueError:
         return default
 
