@@ -54,7 +54,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """The one place that assembles the app: the manifest's routes, the app's own pages, and
     the plugins the manifest's modules register (their `plugins` hook)."""
     from app.ops import observability
-    from app.web import auth, health, home, pages, rbac_admin
+    from app.web import auth, health, home, rbac_admin
+    from app.web.views import routes
 
     settings = settings or load_settings()
     catalog = load_catalog(settings.build_dir)
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             *health.handlers, *auth.handlers, *home.handlers, *rbac_admin.handlers, switch_language,
-            *pages.handlers(catalog),
+            *routes.handlers(catalog),
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],
         plugins=plugins,

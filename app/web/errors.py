@@ -47,7 +47,7 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
 def exception_handlers() -> dict:
     from app.crud.store import CrudError
     from app.web.auth import exception_handlers as auth_handlers
-    from app.web.pages import crud_error_handler
+    from app.web.views.common import crud_error_handler
 
     return {CrudError: crud_error_handler, HTTPException: http_exception_handler, **auth_handlers,
             Exception: internal_error_handler}

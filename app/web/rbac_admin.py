@@ -17,7 +17,7 @@ from app.auth import rbac
 from app.core.context import ctx_of
 from app.core.ids import new_id
 from app.crud.store import CrudError, audit
-from app.web.pages import actor_of
+from app.web.views.common import actor_of
 from app.web.render import render
 
 PAGE = 100
