@@ -1,7 +1,7 @@
 """The add and edit forms of a table (templates compiled from the spec into build/forms/)."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from litestar import Request, get, post
 from litestar.handlers import HTTPRouteHandler
@@ -46,7 +46,9 @@ class RowForm:
     def __init__(self, tv: TableView, editing: bool):
         self.tv, self.editing = tv, editing
 
-    def handlers(self, route: Route, show: Any, save: Any) -> list[HTTPRouteHandler]:
+    def handlers(self, route: Route, show: Callable[..., Awaitable[Template]],
+                 save: Callable[..., Awaitable[Template | Redirect]]) -> list[HTTPRouteHandler]:
+        """GET shows the form, POST saves it; `show` and `save` take the route's path parameters."""
         name = f"{self.tv.name}.{'edit' if self.editing else 'new'}"
         return [
             get(route.path, name=name + ".get", include_in_schema=False)(show),
