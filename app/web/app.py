@@ -23,6 +23,7 @@ from app.core.hooks import hook
 from app.crud.rows import CrudError
 from app.web.errors import http_exception_handler, internal_error_handler
 from app.web.ui import LANG_COOKIE, LANGS, register_globals
+from app.web.views.common import crud_error_handler
 
 
 @get("/lang/{code:str}", include_in_schema=False)
@@ -56,7 +57,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """The one place that assembles the app: the manifest's routes, the app's own pages, and
     the plugins the manifest's modules register (their `plugins` hook)."""
     from app.ops import observability
-    from app.web import auth, health, home, pages, rbac_admin
+    from app.web import auth, health, home, rbac_admin
+    from app.web.views import routes
 
     settings = settings or load_settings()
     catalog = load_catalog(settings.build_dir)
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             *health.handlers, *auth.handlers, *home.handlers, *rbac_admin.handlers, switch_language,
-            *pages.handlers(catalog),
+            *routes.handlers(catalog),
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],
         plugins=plugins,
@@ -83,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                                exclude=[f"^{re.escape(prefix)}" for prefix in keyed]),
         template_config=template_config,
         openapi_config=OpenAPIConfig(title="Pipeline-App", version="1.0.0", path="/schema"),
-        exception_handlers={CrudError: pages.crud_error_handler, HTTPException: http_exception_handler,
+        exception_handlers={CrudError: crud_error_handler, HTTPException: http_exception_handler,
                             **auth.exception_handlers, Exception: internal_error_handler},
     )
     # after the plugins' own startup and shutdown steps, whatever they appended

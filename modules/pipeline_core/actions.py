@@ -15,7 +15,7 @@ from app.core.catalog import TableView
 from app.core.clock import utcnow
 from app.core.context import ctx_of
 from app.crud.rows import jsonable
-from app.web.pages import actor_of
+from app.web.views.common import actor_of
 from modules.pipeline_core import publish as svc
 
 VERSIONS_SHOWN = 20

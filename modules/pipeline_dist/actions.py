@@ -44,7 +44,7 @@ def _answer(request: Request, key: str, row: dict[str, Any], extra: dict[str, An
 
 
 async def generate_key(request: Request, tv: TableView, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    from app.web.pages import actor_of
+    from app.web.views.common import actor_of
 
     _only(data, set())
     key, row = await issue_key(ctx_of(request), actor_of(request), row_id)
@@ -53,7 +53,7 @@ async def generate_key(request: Request, tv: TableView, row_id: str, data: dict[
 
 async def rotate_key(request: Request, tv: TableView, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """Body (optional): `{"grace_hours": n}` — how long the old key keeps working; 0 for a leak."""
-    from app.web.pages import actor_of
+    from app.web.views.common import actor_of
 
     _only(data, {"grace_hours"})
     key, row = await issue_key(ctx_of(request), actor_of(request), row_id, rotate=True,
@@ -64,7 +64,7 @@ async def rotate_key(request: Request, tv: TableView, row_id: str, data: dict[st
 
 async def revoke_key_action(request: Request, tv: TableView, row_id: str,
                             data: dict[str, Any]) -> dict[str, Any]:
-    from app.web.pages import actor_of
+    from app.web.views.common import actor_of
 
     _only(data, set())
     return public(tv, await revoke_key(ctx_of(request), actor_of(request), row_id))
