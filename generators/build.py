@@ -7,8 +7,8 @@ from pathlib import Path
 
 from generators.ddl import ddl_text
 from generators.forms import write_forms
+from generators.loader import load_specs
 from generators.manifest import write_manifest
-from generators.spec import load_specs
 
 DIALECT_FILES = ("mysql", "sqlite", "postgresql")
 

@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from generators.spec import SpecError, TableSpec, spec_to_raw
+from generators.loader import read_json
+from generators.raw_spec import spec_to_raw
+from generators.spec import SpecError, TableSpec
 
 VIEW_PARAM_KEYS = {
     "sortby", "confidential_fields", "logined_userid", "logined_userorgid", "browserfields",
@@ -21,13 +23,6 @@ VIEW_PARAM_KEYS = {
 }
 VIEW_KEYS = {"tblname", "title", "titles", "params", "uitype", "models_dir", "output_dir", "dbname"}
 SYSTEM_FIELDS = ("created_at", "updated_at", "created_by")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SpecError(str(path), None, None, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
 
 
 def _as_list(value: Any) -> list:
@@ -159,12 +154,12 @@ def compile_manifest(root: Path, specs: list[TableSpec]) -> dict:
     modules, tables, routes = [], {}, []
     for folder in sorted(p for p in (root / "models").iterdir() if p.is_dir() and p.name != "rbac"):
         mod_file = root / "modules" / folder.name / "module.json"
-        mod = _read_json(mod_file) if mod_file.exists() else {}
+        mod = read_json(mod_file) if mod_file.exists() else {}
         names = sorted({s.name for s in specs if Path(s.source).parent == folder})
         order = [t for t in mod.get("tables", []) if t in names] + [t for t in names if t not in mod.get("tables", [])]
         for t in order:
             view_file = root / "modules" / folder.name / "views" / f"{t}.json"
-            view = normalise_view(by_name[t], _read_json(view_file) if view_file.exists() else None,
+            view = normalise_view(by_name[t], read_json(view_file) if view_file.exists() else None,
                                   str(view_file))
             tables[t] = {"module": folder.name, "spec": spec_to_raw(by_name[t]), "view": view}
             if not view["internal"]:

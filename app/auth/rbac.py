@@ -40,7 +40,7 @@ ACTIVE_STATUS = "0"
 @lru_cache(maxsize=1)
 def rbac_metadata() -> MetaData:
     from generators.schema import build_metadata
-    from generators.spec import load_specs
+    from generators.loader import load_specs
 
     return build_metadata(load_specs([ROOT / "models" / "rbac"]))
 

@@ -22,7 +22,7 @@ THROTTLE_FORGET = timedelta(days=1)  # failures older than this no longer count
 @lru_cache(maxsize=1)
 def _metadata() -> MetaData:
     from generators.schema import build_metadata
-    from generators.spec import load_specs
+    from generators.loader import load_specs
 
     system = ROOT / "models" / "system"
     return build_metadata(load_specs([system / "sessions.json", system / "login_throttle.json"]))

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.config import ROOT
 from app.core.db import make_engine
-from generators.spec import load_specs
+from generators.loader import load_specs
 from generators.sync import SyncError, one_line, apply_sync, plan_sync
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import MetaData, Table
 
 from generators.schema import add_table
-from generators.spec import Field, TableSpec, parse_spec
+from generators.raw_spec import parse_spec
+from generators.spec import Field, TableSpec
 
 
 @dataclass

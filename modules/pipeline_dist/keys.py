@@ -111,7 +111,7 @@ def _distributors() -> Table:
 
     from app.core.config import ROOT
     from generators.schema import add_table
-    from generators.spec import load_spec
+    from generators.loader import load_spec
 
     return add_table(load_spec(ROOT / "models" / "pipeline_dist" / "distributors.json"), MetaData())
 
