@@ -14,7 +14,8 @@ DIALECT_FILES = ("mysql", "sqlite", "postgresql")
 
 
 def build(root: Path) -> Path:
-    """Write build/ddl/{app,rbac}.<dialect>.sql (and the manifest and forms) via a temp folder.
+    """Write build/ddl/{app,rbac}.<dialect>.sql, the manifest (RBAC tables apart) and the forms via
+    a temp folder.
 
     A spec error raises before anything is moved into place, so build/ is never half-written.
     """
@@ -28,7 +29,7 @@ def build(root: Path) -> Path:
     for dialect in DIALECT_FILES:
         (tmp / "ddl" / f"app.{dialect}.sql").write_text(ddl_text(app_specs, dialect), encoding="utf-8")
         (tmp / "ddl" / f"rbac.{dialect}.sql").write_text(ddl_text(rbac_specs, dialect), encoding="utf-8")
-    manifest = write_manifest(root, app_specs, tmp)
+    manifest = write_manifest(root, app_specs, tmp, rbac_specs)
     write_forms(root, app_specs, {name: t["view"] for name, t in manifest["tables"].items()}, tmp)
     old = root / "build.old"
     shutil.rmtree(old, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""The CRUD route manifest: modules, their tables, view options and every route the app serves.
+"""The CRUD route manifest: modules, their tables, view options and every route the app serves,
+and the RBAC tables it logs in against.
 
 View options follow the ecosystem's CRUD view definitions (`modules/<module>/views/<table>.json`,
 keys as the ecosystem spells them) normalised into data the runtime reads, the way Django's
@@ -173,8 +174,14 @@ def compile_manifest(root: Path, specs: list[TableSpec]) -> dict:
     return {"modules": modules, "tables": tables, "routes": routes}
 
 
-def write_manifest(root: Path, specs: list[TableSpec], out: Path) -> dict:
-    manifest = compile_manifest(root, specs)
+def rbac_tables(specs: list[TableSpec]) -> dict:
+    """The RBAC schema's tables, apart from the app's: they live in the shared RBAC database."""
+    return {s.name: {"spec": spec_to_raw(s)} for s in specs}
+
+
+def write_manifest(root: Path, specs: list[TableSpec], out: Path, rbac_specs: list[TableSpec]) -> dict:
+    """build/manifest.json: the app's modules, tables and routes, and the RBAC tables."""
+    manifest = compile_manifest(root, specs) | {"rbac_tables": rbac_tables(rbac_specs)}
     (out / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return manifest

@@ -1,6 +1,6 @@
 """The shared RBAC database: path grants, roles, users, and registering the app's paths.
 
-Tables are the ecosystem's (`models/rbac/*.json`), compiled by our own `build_metadata`; every
+Tables are the ecosystem's (`models/rbac/*.json`), compiled into build/ by `./build.sh`; every
 statement below is built from those `Table` objects with bound values.
 
 Role keys are `orgtypeid.name` (`pipeline.admin`). The implicit roles `any`, `anonymous` and
@@ -22,12 +22,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, Table, func, insert, inspect, or_, select, update
+from sqlalchemy import Table, func, insert, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.auth.passwords import hash_password
 from app.core.cache import TTLCache
-from app.core.config import ROOT
+from app.core.catalog import current_catalog
 from app.core.ids import new_id
 
 IMPLICIT_ROLES = ("any", "anonymous", "logined")
@@ -37,16 +37,9 @@ ACTIVE_STATUS = "0"
 
 # ---------------------------------------------------------------- tables
 
-@lru_cache(maxsize=1)
-def rbac_metadata() -> MetaData:
-    from generators.schema import build_metadata
-    from generators.loader import load_specs
-
-    return build_metadata(load_specs([ROOT / "models" / "rbac"]))
-
-
 def table(name: str) -> Table:
-    return rbac_metadata().tables[name]
+    """An RBAC table, as build/ compiled it (`models/rbac`) and the catalog loaded it."""
+    return current_catalog().rbac_table(name)
 
 
 def role_key(orgtypeid: str | None, name: str) -> str:
@@ -253,7 +246,7 @@ def _ensure_sqlite_dir(engine: AsyncEngine) -> None:
 async def ensure_rbac_schema(engine: AsyncEngine) -> None:
     """Create the RBAC tables that are missing (existing ones are left as they are); seed nothing."""
     _ensure_sqlite_dir(engine)
-    metadata = rbac_metadata()
+    metadata = current_catalog().rbac_metadata
     tables = [t for t in metadata.sorted_tables if not t.info.get("stub")]
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync: metadata.create_all(sync, tables=tables, checkfirst=True))

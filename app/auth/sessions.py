@@ -6,34 +6,24 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
-from sqlalchemy import MetaData, Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.config import ROOT
+from app.core.catalog import current_catalog
 
 THROTTLE_FREE_FAILURES = 5          # consecutive failures before a key has to wait
 THROTTLE_MAX_SECONDS = 15 * 60      # the wait doubles up to this cap: nobody is locked out for good
 THROTTLE_FORGET = timedelta(days=1)  # failures older than this no longer count
 
 
-@lru_cache(maxsize=1)
-def _metadata() -> MetaData:
-    from generators.schema import build_metadata
-    from generators.loader import load_specs
-
-    system = ROOT / "models" / "system"
-    return build_metadata(load_specs([system / "sessions.json", system / "login_throttle.json"]))
-
-
 def sessions_table() -> Table:
-    return _metadata().tables["sessions"]
+    return current_catalog().tables["sessions"].table
 
 
 def throttle_table() -> Table:
-    return _metadata().tables["login_throttle"]
+    return current_catalog().tables["login_throttle"].table
 
 
 def token_hash(token: str) -> str:
