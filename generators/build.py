@@ -11,6 +11,13 @@ from generators.loader import load_specs
 from generators.manifest import write_manifest
 
 DIALECT_FILES = ("mysql", "sqlite", "postgresql")
+RBAC_MODELS = "rbac"
+"""The folder under models/ whose tables live in the shared RBAC database, not the app's."""
+
+
+def app_model_dirs(root: Path) -> list[Path]:
+    """Every module folder under models/ but the RBAC one: the app database's tables."""
+    return sorted(p for p in (root / "models").iterdir() if p.is_dir() and p.name != RBAC_MODELS)
 
 
 def build(root: Path) -> Path:
@@ -20,8 +27,8 @@ def build(root: Path) -> Path:
     A spec error raises before anything is moved into place, so build/ is never half-written.
     """
     models = root / "models"
-    app_specs = load_specs([p for p in sorted(models.iterdir()) if p.is_dir() and p.name != "rbac"])
-    rbac_specs = load_specs([models / "rbac"])
+    app_specs = load_specs(app_model_dirs(root))
+    rbac_specs = load_specs([models / RBAC_MODELS])
     out = root / "build"
     tmp = root / "build.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
