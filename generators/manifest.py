@@ -1,4 +1,5 @@
-"""The CRUD route manifest: modules, their tables, view options and every route the app serves.
+"""The CRUD route manifest: modules, their tables, view options and every route the app serves,
+and the RBAC tables it logs in against.
 
 View options follow the ecosystem's CRUD view definitions (`modules/<module>/views/<table>.json`,
 keys as the ecosystem spells them) normalised into data the runtime reads, the way Django's
@@ -11,7 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from generators.spec import SpecError, TableSpec, spec_to_raw
+from generators.loader import read_json
+from generators.raw_spec import spec_to_raw
+from generators.spec import SpecError, TableSpec
 
 VIEW_PARAM_KEYS = {
     "sortby", "confidential_fields", "logined_userid", "logined_userorgid", "browserfields",
@@ -21,13 +24,6 @@ VIEW_PARAM_KEYS = {
 }
 VIEW_KEYS = {"tblname", "title", "titles", "params", "uitype", "models_dir", "output_dir", "dbname"}
 SYSTEM_FIELDS = ("created_at", "updated_at", "created_by")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SpecError(str(path), None, None, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
 
 
 def _as_list(value: Any) -> list:
@@ -192,12 +188,12 @@ def compile_manifest(root: Path, specs: list[TableSpec]) -> dict:
     modules, tables, routes = [], {}, []
     for folder in sorted(p for p in (root / "models").iterdir() if p.is_dir() and p.name != "rbac"):
         mod_file = root / "modules" / folder.name / "module.json"
-        mod = _read_json(mod_file) if mod_file.exists() else {}
+        mod = read_json(mod_file) if mod_file.exists() else {}
         names = sorted({s.name for s in specs if Path(s.source).parent == folder})
         order = [t for t in mod.get("tables", []) if t in names] + [t for t in names if t not in mod.get("tables", [])]
         for t in order:
             view_file = root / "modules" / folder.name / "views" / f"{t}.json"
-            view = normalise_view(by_name[t], _read_json(view_file) if view_file.exists() else None,
+            view = normalise_view(by_name[t], read_json(view_file) if view_file.exists() else None,
                                   str(view_file))
             tables[t] = {"module": folder.name, "spec": spec_to_raw(by_name[t]), "view": view}
             if not view["internal"]:
@@ -213,8 +209,14 @@ def compile_manifest(root: Path, specs: list[TableSpec]) -> dict:
     return {"modules": modules, "tables": tables, "routes": routes}
 
 
-def write_manifest(root: Path, specs: list[TableSpec], out: Path) -> dict:
-    manifest = compile_manifest(root, specs)
+def rbac_tables(specs: list[TableSpec]) -> dict:
+    """The RBAC schema's tables, apart from the app's: they live in the shared RBAC database."""
+    return {s.name: {"spec": spec_to_raw(s)} for s in specs}
+
+
+def write_manifest(root: Path, specs: list[TableSpec], out: Path, rbac_specs: list[TableSpec]) -> dict:
+    """build/manifest.json: the app's modules, tables and routes, and the RBAC tables."""
+    manifest = compile_manifest(root, specs) | {"rbac_tables": rbac_tables(rbac_specs)}
     (out / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return manifest

@@ -6,30 +6,19 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
-from sqlalchemy import MetaData, Table, delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.config import ROOT
-
-
-
-@lru_cache(maxsize=1)
-def _metadata() -> MetaData:
-    from generators.schema import build_metadata
-    from generators.spec import load_specs
-
-    system = ROOT / "models" / "system"
-    return build_metadata(load_specs([system / "sessions.json", system / "login_throttle.json"]))
+from app.core.catalog import current_catalog
 
 
 def sessions_table() -> Table:
-    return _metadata().tables["sessions"]
+    return current_catalog().tables["sessions"].table
 
 
 def throttle_table() -> Table:
-    return _metadata().tables["login_throttle"]
+    return current_catalog().tables["login_throttle"].table
 
 
 def token_hash(token: str) -> str:

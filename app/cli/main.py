@@ -32,7 +32,7 @@ def _db_sync(args: argparse.Namespace) -> int:
 
 
 def _spec_convert(args: argparse.Namespace) -> int:
-    from generators.xlsx_spec import convert
+    from generators.loader import convert
 
     convert(args.src, args.dst)
     print(f"{args.src} → {args.dst}")
