@@ -19,6 +19,8 @@ from sqlalchemy import func, select, update
 
 from app.core.clock import utcnow
 from modules.pipeline_dist import admission as adm
+from modules.pipeline_dist.limits import DIST_CALLS, DistError, periods
+from modules.pipeline_dist.stores import open_store
 from modules.pipeline_dist.key_format import generate_key
 
 API = "/api/dist/v1"
@@ -33,7 +35,7 @@ async def dist_admin(admin):
     ctx = admin.ctx
     ctx.extras["dist"].keys.ttl = 0  # revocation visible at once in tests (the cache has its own test)
     admin.engine = make_engine(ctx.settings.database)
-    admin.store = await adm.open_store(ctx.settings, admin.engine, ctx.catalog)
+    admin.store = await open_store(ctx.settings, admin.engine, ctx.catalog)
     yield admin
     await admin.store.close()
     await admin.engine.dispose()
@@ -113,7 +115,7 @@ async def make_world(admin, *, dist: dict | None = None, link_fields: dict | Non
 
 async def clear_of_period_end(settings, margin: float = 30) -> None:
     """Quota periods end at local midnight: a test that fills a daily quota must not straddle one."""
-    _, _, to_midnight, _ = adm.periods(settings.business_timezone, utcnow())
+    _, _, to_midnight, _ = periods(settings.business_timezone, utcnow())
     if to_midnight <= margin:
         await asyncio.sleep(to_midnight + 1)
 
@@ -400,8 +402,6 @@ async def test_each_limit(dist_admin, name):
         assert_error(await admit(w, "over"), 429)  # finishing never gives a quota back
     rows = await usage_rows(w)
     assert all(row["request_id"] != "over" or row["status"] == "running" for row in rows)
-    from app.ops.observability import DIST_CALLS
-
     assert DIST_CALLS.labels("rejected", name)._value.get() >= 1
     await assert_counters_match_usage(w)
 
@@ -474,7 +474,7 @@ async def test_operator_changes_reach_the_next_admission_on_every_worker(dist_ad
 
     await change_link(daily_quota=4)  # 4 calls made today: the next one is over, on both workers
     assert assert_error(await admit(w), 429)["limit"] == "link.daily"
-    with pytest.raises(adm.DistError) as refused:
+    with pytest.raises(DistError) as refused:
         await other_worker("w2-3")
     assert (refused.value.status, refused.value.limit.name) == (429, "link.daily")
     await change_link(daily_quota=100)
@@ -488,7 +488,7 @@ async def test_operator_changes_reach_the_next_admission_on_every_worker(dist_ad
         await conn.execute(text("UPDATE pipelines SET status = 'disabled' WHERE id = :id"), {"id": w.pipeline_id})
     await asyncio.sleep(0.4)
     assert_error(await admit(w), 404)
-    with pytest.raises(adm.DistError) as refused:
+    with pytest.raises(DistError) as refused:
         await other_worker("w2-5")
     assert refused.value.status == 404
     await assert_counters_match_usage(w)
@@ -539,7 +539,7 @@ async def test_same_request_id_is_one_call(dist_admin):
     a, b = first.json(), second.json()
     assert {k: v for k, v in a.items() if k != "quotas"} == {k: v for k, v in b.items() if k != "quotas"}
     assert len(await usage_rows(w)) == 1
-    day = adm.periods(w.ctx.settings.business_timezone, utcnow())[0]
+    day = periods(w.ctx.settings.business_timezone, utcnow())[0]
     assert (await counters(w))[f"dist:{w.distributor_id}|{day}"] == 1
     # the same request_id for another pipeline is a conflict, not a second call
     other = await make_pipeline(dist_admin, "other")
@@ -582,7 +582,7 @@ async def test_each_call_of_a_batch_is_decided_on_its_own(dist_admin):
         try:
             got = await adm.admit(w.store, settings, distributor_id=w.distributor_id, code=w.code,
                                   request_id=request_id, units=1, client_ip=None)
-        except adm.DistError as exc:
+        except DistError as exc:
             return request_id, f"{exc.status} {exc.limit.name if exc.limit else ''}"
         return request_id, ("replayed " if got.replayed else "admitted ") + got.call["id"]
 
@@ -613,7 +613,7 @@ async def test_each_call_of_a_batch_is_decided_on_its_own(dist_admin):
         try:
             row = await adm.finish(w.store, distributor_id=distributor_id, call_id=call_id, status="succeeded",
                                    units=None)
-        except adm.DistError as exc:
+        except DistError as exc:
             return str(exc.status)
         return row["status"]
 
@@ -637,7 +637,7 @@ async def test_batches_on_overlapping_counters_do_not_deadlock(dist_admin):
     for d in distributors:
         for p in pipelines:
             await link(dist_admin, d, p)
-    stores = [dist_admin.store, await adm.open_store(settings, dist_admin.engine, dist_admin.ctx.catalog)]
+    stores = [dist_admin.store, await open_store(settings, dist_admin.engine, dist_admin.ctx.catalog)]
     pairs = [(d, code) for d in distributors for code in ("pa", "pb")]
     rng = random.Random(5)
     answers: list[str] = []
@@ -651,7 +651,7 @@ async def test_batches_on_overlapping_counters_do_not_deadlock(dist_admin):
                 row = await adm.finish(rng.choice(stores), distributor_id=d, call_id=call.call["id"],
                                        status="succeeded", units=None)
                 answers.append(row["status"])
-            except adm.DistError as exc:
+            except DistError as exc:
                 answers.append(f"{exc.status} {exc.message}")
 
     try:
@@ -668,7 +668,7 @@ async def test_batches_on_overlapping_counters_do_not_deadlock(dist_admin):
         w = World(dist_admin, "pa", pipelines[0], d, "", None, "")
         async with dist_admin.engine.connect() as conn:
             calls = (await conn.execute(select(func.count()).where(t.c.distributor_id == d))).scalar_one()
-        day = adm.periods(settings.business_timezone, utcnow())[0]
+        day = periods(settings.business_timezone, utcnow())[0]
         assert (await counters(w))[f"dist:{d}|{day}"] == calls
 
 

@@ -145,7 +145,7 @@ async def burst(client: httpx.AsyncClient, key: str, log: dict, stop: asyncio.Ev
 async def test_kill_worker_loses_nothing_and_leaks_no_slot(mariadb_url, tmp_path):
     from app.core.clock import utcnow
     from app.core.config import load_settings
-    from modules.pipeline_dist.admission import periods
+    from modules.pipeline_dist.limits import periods
 
     if periods(load_settings().business_timezone, utcnow())[2] < 60:  # no daily roll-over mid-test
         await asyncio.sleep(61)

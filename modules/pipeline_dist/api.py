@@ -1,11 +1,11 @@
 """The distributor API (`/api/dist/v1`): keyed JSON endpoints other companies call.
 
-Contract: /work/shared/design/distributor-api.md. The key comes in `Authorization: Bearer` (or
-`X-API-Key`), never the query string; a guard checks it before the body is even parsed, so every
-key problem is the same 401 whatever else is wrong with the request. Verified keys are cached per
-worker for `key_cache_seconds` (revocation takes effect within that on every worker) and a
-malformed key is refused without a query. Admission and finish are `modules.pipeline_dist.admission`; the
-rest (listings, usage, quota) are plain SQLAlchemy reads. Bodies are msgspec Structs, so the
+The key comes in `Authorization: Bearer` (or `X-API-Key`), never the query string; a guard checks
+it before the body is even parsed, so every key problem is the same 401 whatever else is wrong
+with the request. Verified keys are cached per worker for `key_cache_seconds` (revocation takes
+effect within that on every worker) and a malformed key is refused without a query. Admission
+and finish are `modules.pipeline_dist.admission`; the rest (listings, usage, quota) are plain
+SQLAlchemy reads. Bodies are msgspec Structs, so the
 OpenAPI document at /schema is the real shape, and unknown fields are refused.
 """
 from __future__ import annotations
@@ -30,8 +30,11 @@ from app.core.clock import business_day, midnight_utc, utcnow
 from app.core.context import AppContext
 from app.core.ids import new_id
 from app.web.errors import documented_errors, error_response
-from modules.pipeline_dist import admission as adm
+from modules.pipeline_dist.admission import Store, Sweeper, admit, finish
 from modules.pipeline_dist.key_format import well_formed
+from modules.pipeline_dist.limits import DistError, Limit, limits_for, tally
+from modules.pipeline_dist.mariadb_store import RawStore
+from modules.pipeline_dist.stores import open_store
 from modules.pipeline_ops.pricing import q6
 
 log = logging.getLogger("pipeline.dist")
@@ -159,7 +162,7 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
 # ---- state, startup, shutdown ------------------------------------------------------------------------
 
 class DistState:
-    def __init__(self, store: adm.Store, sweeper: adm.Sweeper, keys: TTLCache):
+    def __init__(self, store: Store, sweeper: Sweeper, keys: TTLCache):
         self.store, self.sweeper, self.keys = store, sweeper, keys
 
 
@@ -176,8 +179,8 @@ async def startup(app: Litestar) -> None:
     """After the engines exist (AppContext.start): the store (raw pool on MariaDB), the sweeper,
     and the API's security schemes in the OpenAPI document (built lazily, on the first /schema)."""
     ctx: AppContext = app.state.ctx
-    store = await adm.open_store(ctx.settings, ctx.db, ctx.catalog)
-    sweeper = adm.Sweeper(store, ctx.settings)
+    store = await open_store(ctx.settings, ctx.db, ctx.catalog)
+    sweeper = Sweeper(store, ctx.settings)
     sweeper.start()
     ctx.extras[STATE_KEY] = DistState(store, sweeper, TTLCache(ctx.settings.key_cache_seconds))
     config = app.openapi_config
@@ -231,8 +234,8 @@ async def require_key(scope: dict) -> None:
     query string is refused outright: URLs end up in logs."""
     query = scope.get("query_string")
     if query and any(part.partition(b"=")[0].lower() in QUERY_KEY_NAMES for part in query.split(b"&")):
-        adm.tally("rejected", "unauthorized")
-        raise adm.DistError(401, "send the key in the Authorization header, never in the URL")
+        tally("rejected", "unauthorized")
+        raise DistError(401, "send the key in the Authorization header, never in the URL")
     key = _presented_key(scope)
     ctx: AppContext = scope["litestar_app"].state.ctx
     state: DistState = ctx.extras[STATE_KEY]
@@ -257,11 +260,11 @@ async def require_key(scope: dict) -> None:
         scope.setdefault("state", {})[DISTRIBUTOR] = distributor
         return
     log.info("distributor API refused %s %s: %s key", scope.get("method"), scope["path"], reason)
-    adm.tally("rejected", "unauthorized")
-    raise adm.DistError(401, "invalid or missing API key")
+    tally("rejected", "unauthorized")
+    raise DistError(401, "invalid or missing API key")
 
 
-def dist_error_handler(request: Request, exc: adm.DistError) -> Response:
+def dist_error_handler(request: Request, exc: DistError) -> Response:
     if exc.status == 401:
         return error_response(401, exc.message, headers={"WWW-Authenticate": 'Bearer realm="distributor API"'})
     if exc.status == 429 and exc.limit is not None:
@@ -271,7 +274,7 @@ def dist_error_handler(request: Request, exc: adm.DistError) -> Response:
     return error_response(exc.status, exc.message, code=exc.code)
 
 
-def rate_headers(limit: adm.Limit, used: int) -> dict[str, str]:
+def rate_headers(limit: Limit, used: int) -> dict[str, str]:
     """IETF draft RateLimit-* (and X-RateLimit-* for older clients), all in delta seconds."""
     reset = str(limit.reset if limit.reset is not None else 1)
     remaining = str(max(0, (limit.limit or 0) - used))
@@ -335,7 +338,7 @@ class JSONBytes:
                  200: ResponseSpec(CallOut, description="A repeat of an admitted request_id: the first answer."),
                  **_errors(400, 401, 404, 409, 429)})
 async def admit_call(request: Request, code: FromPath[str], data: JSONBody[AdmitIn]) -> JSONBytes:
-    result = await adm.admit(state_of(request).store, request.app.state.ctx.settings,
+    result = await admit(state_of(request).store, request.app.state.ctx.settings,
                              distributor_id=distributor_of(request), code=code, request_id=data.request_id,
                              units=data.units,
                              client_ip=client_ip(request))
@@ -355,7 +358,7 @@ async def admit_call(request: Request, code: FromPath[str], data: JSONBody[Admit
                   "Finishing again, or after the lease expired the call, returns the settled call.",
       responses={200: ResponseSpec(CallOut, description="The settled call."), **_errors(400, 401, 404)})
 async def finish_call(request: Request, call_id: FromPath[str], data: JSONBody[FinishIn]) -> JSONBytes:
-    call = await adm.finish(state_of(request).store, distributor_id=distributor_of(request), call_id=call_id,
+    call = await finish(state_of(request).store, distributor_id=distributor_of(request), call_id=call_id,
                             status=data.status, units=data.units)
     return JSONBytes(_encode(call_out(call)))
 
@@ -406,7 +409,7 @@ async def get_pipeline(request: Request, code: FromPath[str]) -> PipelineOut:
     ctx: AppContext = request.app.state.ctx
     found = await _offered(ctx, distributor_of(request), code)
     if not found:
-        raise adm.DistError(404, "pipeline not found")
+        raise DistError(404, "pipeline not found")
     out = found[0]
     p, v = ctx.catalog.tables["pipelines"].table, ctx.catalog.tables["pipeline_versions"].table
     async with ctx.db.connect() as conn:
@@ -431,10 +434,10 @@ async def usage(request: Request,
     date_to = date_to or today
     date_from = date_from or date_to - timedelta(days=6)
     if date_from > date_to:
-        raise adm.DistError(400, "`from` is after `to`")
+        raise DistError(400, "`from` is after `to`")
     days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
     if len(days) > MAX_USAGE_DAYS:
-        raise adm.DistError(400, f"at most {MAX_USAGE_DAYS} days at a time")
+        raise DistError(400, f"at most {MAX_USAGE_DAYS} days at a time")
     bounds = [midnight_utc(d, tz_name) for d in [*days, date_to + timedelta(days=1)]]
     u, p = ctx.catalog.tables["pipeline_usage_log"].table, ctx.catalog.tables["pipelines"].table
     day = case(*[(u.c.started_at < bounds[i + 1], literal(d.isoformat())) for i, d in enumerate(days)])
@@ -480,17 +483,17 @@ async def quota(request: Request) -> QuotaReport:
                    (lk.c.effective_to.is_(None)) | (lk.c.effective_to > now))
             .order_by(p.c.code).limit(1000))).all()
         base = {"d_daily": dist[0], "d_monthly": dist[1], "d_conc": dist[2]}
-        per_pipeline = [(r[1], adm.limits_for({**base, "l_daily": r[2], "l_monthly": r[3], "c_status": r[4],
+        per_pipeline = [(r[1], limits_for({**base, "l_daily": r[2], "l_monthly": r[3], "c_status": r[4],
                                                 "c_daily": r[5], "c_monthly": r[6], "c_conc": r[7]},
                                                distributor_id, r[0], ctx.settings.business_timezone, now))
                         for r in links]
-        own = [lim for lim in adm.limits_for(base, distributor_id, "-", ctx.settings.business_timezone, now)
+        own = [lim for lim in limits_for(base, distributor_id, "-", ctx.settings.business_timezone, now)
                if lim.name.startswith("distributor.")]
         ids = {lim.counter_id for lim in own} | {lim.counter_id for _, lims in per_pipeline for lim in lims}
         q = t["quota_counters"].table
         used = {row.id: int(row.used) for row in await conn.execute(select(q.c.id, q.c.used).where(q.c.id.in_(ids)))}
 
-    def shown(lims: list[adm.Limit]) -> list[QuotaOut]:
+    def shown(lims: list[Limit]) -> list[QuotaOut]:
         return [QuotaOut(**lim.quota(used.get(lim.counter_id, 0))) for lim in lims
                 if lim.limit is not None or lim.reset is None]
 
@@ -505,7 +508,7 @@ async def bench_floor(request: Request, code: FromPath[str]) -> Response:
     request of this app that writes can cost: same app, middleware and worker, one indexed SELECT
     and one INSERT in a transaction on the raw aiomysql pool, no key, no body."""
     store = state_of(request).store
-    if not isinstance(store, adm.RawStore):
+    if not isinstance(store, RawStore):
         return error_response(404, "the benchmark floor needs MariaDB")
     call_id, now = new_id(), utcnow()
     async with store.gate, store.pool.acquire() as conn:  # the same pool discipline as the real path
@@ -524,7 +527,7 @@ async def bench_floor(request: Request, code: FromPath[str]) -> Response:
 
 handlers: list = [Router(
     "/api/dist/v1", route_handlers=[list_pipelines, get_pipeline, admit_call, finish_call, usage, quota],
-    middleware=[key_middleware], exception_handlers={adm.DistError: dist_error_handler}, tags=["Distributor API"],
+    middleware=[key_middleware], exception_handlers={DistError: dist_error_handler}, tags=["Distributor API"],
     security=[{"DistributorKey": []}, {"DistributorApiKey": []}])]
 if os.environ.get("PIPELINE_BENCH") == "1":
     handlers.append(bench_floor)
