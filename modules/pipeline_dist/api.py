@@ -6,7 +6,6 @@ are `admission`; the rest (listings, usage, quota) are plain SQLAlchemy reads. B
 """
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -19,7 +18,6 @@ from sqlalchemy import and_, case, func, literal, select
 
 from app.core.clock import business_day, midnight_utc, utcnow
 from app.core.context import AppContext
-from app.core.ids import new_id
 from app.web.errors import documented_errors, error_response
 from modules.pipeline_dist.admission import admit, finish
 from modules.pipeline_dist.bodies import (
@@ -39,7 +37,6 @@ from modules.pipeline_dist.bodies import (
 )
 from modules.pipeline_dist.key_auth import distributor_of, key_middleware
 from modules.pipeline_dist.limits import DistError, Limit, limits_for
-from modules.pipeline_dist.mariadb_store import RawStore
 from modules.pipeline_dist.state import state_of
 
 MAX_USAGE_DAYS = 92
@@ -274,32 +271,7 @@ async def quota(request: Request) -> QuotaReport:
         for code, lims in per_pipeline])
 
 
-@post("/api/dist/bench/floor/{code:str}", include_in_schema=False, status_code=200)
-async def bench_floor(request: Request, code: FromPath[str]) -> Response:
-    """Benchmark floor (mounted only with PIPELINE_BENCH=1, see bench/README.md): the least a
-    request of this app that writes can cost: same app, middleware and worker, one indexed SELECT
-    and one INSERT in a transaction on the raw aiomysql pool, no key, no body."""
-    store = state_of(request).store
-    if not isinstance(store, RawStore):
-        return error_response(404, "the benchmark floor needs MariaDB")
-    call_id, now = new_id(), utcnow()
-    async with store.gate, store.pool.acquire() as conn:  # the same pool discipline as the real path
-        async with conn.cursor() as cur:
-            await cur.execute("SELECT id FROM pipelines WHERE code = %s", (code,))
-            row = await cur.fetchone()
-            if row is None:
-                await conn.rollback()
-                return error_response(404, "pipeline not found")
-            await cur.execute("INSERT INTO pipeline_usage_log (id, pipeline_id, units, currency, status, started_at, "
-                              "created_at, updated_at) VALUES (%s, %s, 1, 'CNY', 'succeeded', %s, %s, %s)",
-                              (call_id, row[0], now, now, now))
-        await conn.commit()
-    return Response({"id": call_id})
-
-
 handlers: list = [Router(
     "/api/dist/v1", route_handlers=[list_pipelines, get_pipeline, admit_call, finish_call, usage, quota],
     middleware=[key_middleware], exception_handlers={DistError: dist_error_handler}, tags=["Distributor API"],
     security=[{"DistributorKey": []}, {"DistributorApiKey": []}])]
-if os.environ.get("PIPELINE_BENCH") == "1":
-    handlers.append(bench_floor)
