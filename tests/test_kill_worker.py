@@ -13,7 +13,7 @@ against A and A is killed with SIGKILL while requests are in flight. Afterwards:
     request_id (here, on B) gets that call back, never a second charge;
   * the counters equal a recount of the usage log (concurrency: the running rows);
   * once the running calls' leases lapse (moved into the past in the database, as
-    test_dist_api's lease test does), B's own lease sweeper expires them: the concurrency counter
+    test_dist_limits' lease test does), B's own lease sweeper expires them: the concurrency counter
     returns to 0 and B admits exactly 3 again.
 MariaDB only: skipped when it is not reachable (a failure under CI=true, see conftest).
 """
