@@ -6,6 +6,12 @@ never depend on one, and a module without a hook simply has none. `HOOKS` lists 
 rules checked inside every write's transaction, the record toolbar's business actions, extra
 blocks on a record page, extra pages, Litestar plugins (routers, startup, error handlers) and
 CLI commands.
+
+`cli` (`modules/<module>/cli.py`, `COMMANDS`): `{name: (help, configure)}`, one top-level
+command `pipeline-app <name>` each. `pipeline-app` makes the command's `argparse` parser with
+`help` and calls `configure(parser)`, which adds its arguments or subcommands and sets
+`func` (`parser.set_defaults(func=...)`): `func(args)` runs the command and returns its exit
+status. Keep the module's imports inside `func`, so that `pipeline-app --help` stays quick.
 """
 from __future__ import annotations
 

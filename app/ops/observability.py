@@ -33,9 +33,6 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-DIST_CALLS = Counter(
-    "pipeline_dist_calls_total", "Distributor call admissions and rejections by reason", ["outcome", "reason"]
-)
 _children: dict[tuple, Any] = {}
 
 

@@ -1,6 +1,6 @@
 """Distributor record page: key buttons (generate / rotate / revoke) and its effective prices.
 
-Each key action serves the page button and the JSON API (app/actions.py). The JSON caller gets
+Each key action serves the page button and the JSON API (app/web/actions.py). The JSON caller gets
 `{"api_key", "prefix"}`; the page gets `_secret`, which the runtime shows once on the record
 page and never again. The two answers are told apart by the path so the JSON body never carries
 `_secret` and the page never carries the key outside that one-time block.
