@@ -33,3 +33,16 @@ async def test_report_days_at_the_calendar_edges_are_clamped(admin):
     for query in ("to=9999-12-31", "from=0001-01-01&to=0001-01-01", "from=0001-01-01"):
         r = await admin.api("GET", "/pipeline_ops/usage_daily?" + query)
         assert r.status_code == 200, (query, r.status_code)
+
+
+async def test_distributor_usage_at_the_calendar_edges_is_a_400_or_clamped(admin):
+    from dist_world import bearer, make_world
+
+    w = await make_world(admin)
+    for query, status in (("to=9999-12-31", 200), ("from=0001-01-01&to=0001-01-01", 200),
+                          ("from=0001-01-01", 400)):
+        r = await w.client.get("/api/dist/v1/usage?" + query, headers=bearer(w.key))
+        assert r.status_code == status, (query, r.text)
+    r = await w.client.post(f"/api/dist/v1/pipelines/{w.code}/calls", content=DEEP,
+                            headers={**bearer(w.key), "content-type": "application/json"})
+    assert r.status_code == 400

@@ -16,7 +16,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import and_, case, func, literal, select
 
-from app.core.clock import business_day, midnight_utc, utcnow
+from app.core.clock import business_day, clamp_day, midnight_utc, utcnow
 from app.core.context import AppContext
 from app.web.errors import documented_errors, error_response
 from modules.pipeline_dist.admission import admit, finish
@@ -200,13 +200,13 @@ async def usage(request: Request,
     ctx: AppContext = request.app.state.ctx
     tz_name = ctx.settings.business_timezone
     today = business_day(tz_name, utcnow())
-    date_to = date_to or today
-    date_from = date_from or date_to - timedelta(days=6)
+    date_to = clamp_day(date_to or today)
+    date_from = clamp_day(date_from or date_to - timedelta(days=6))
     if date_from > date_to:
         raise DistError(400, "`from` is after `to`")
-    days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
-    if len(days) > MAX_USAGE_DAYS:
+    if (date_to - date_from).days >= MAX_USAGE_DAYS:
         raise DistError(400, f"at most {MAX_USAGE_DAYS} days at a time")
+    days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
     bounds = [midnight_utc(d, tz_name) for d in [*days, date_to + timedelta(days=1)]]
     u, p = ctx.catalog.tables["pipeline_usage_log"].table, ctx.catalog.tables["pipelines"].table
     day = case(*[(u.c.started_at < bounds[i + 1], literal(d.isoformat())) for i, d in enumerate(days)])
