@@ -1,8 +1,9 @@
 """Benchmark: distributor admit+finish against a floor, on the real server and MariaDB.
 
-Not a test. Makes a fresh MariaDB database, runs `pipeline-app serve` on it (PIPELINE_BENCH=1
-mounts the floor handler), sets up one offered pipeline through the operator API, then drives
-with wrk (C, so the load generator takes little of the 2 cores from the server):
+Not a test. Makes a fresh MariaDB database, runs the benchmark server on it (`bench/serve.py`:
+`pipeline-app serve` on the production app plus the floor route of `bench/asgi.py`), sets up one
+offered pipeline through the operator API, then drives with wrk (C, so the load generator takes
+little of the 2 cores from the server):
   (a) the real path: POST /pipelines/{code}/calls, then POST /calls/{id}/finish for each call;
   (b) the floor: POST /api/dist/bench/floor/{code}, one indexed SELECT + one INSERT in a
       transaction on raw aiomysql, in the same app, behind the same middleware, same workers.
@@ -18,45 +19,15 @@ import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import httpx
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
+from harness import scratch, servers  # noqa: E402
 from live_server import Browserless, create_offer  # noqa: E402
 
-BIN = ROOT / "py3" / "bin"
-HERE = Path(__file__).resolve().parent
 PASSWORD = "bench-Secret-123"
-
-
-def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
-    r = subprocess.run([str(BIN / "pipeline-app"), *args], env=env, input=stdin, capture_output=True, text=True)
-    if r.returncode:
-        sys.exit(f"pipeline-app {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
-
-
-def serve_command(port: int, workers: int) -> list[str]:
-    """`pipeline-app serve`, or the same argparse entry of app.cli.serve while the CLI lacks it."""
-    cli = subprocess.run([str(BIN / "pipeline-app"), "--help"], capture_output=True, text=True).stdout
-    args = ["serve", "--port", str(port), "--workers", str(workers)]
-    if "serve" in cli.partition("{")[2].partition("}")[0].split(","):
-        return [str(BIN / "pipeline-app"), *args]
-    return [str(BIN / "python"), "-c", "import argparse, sys; from app.cli.serve import add_parser; "
-            "p = argparse.ArgumentParser(); add_parser(p.add_subparsers()); a = p.parse_args(); sys.exit(a.func(a))",
-            *args]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def setup_offer(url: str) -> str:
@@ -144,38 +115,12 @@ def main() -> int:
     if subprocess.run(["which", "wrk"], capture_output=True).returncode:
         sys.exit("wrk is missing: apt-get install -y wrk")
 
-    import pymysql
-    from sqlalchemy.engine import make_url
-
-    u = make_url(opts.mariadb)
-    admin = pymysql.connect(host=u.host or "127.0.0.1", port=u.port or 3306, user=u.username or "root",
-                            password=u.password or "", autocommit=True)
-    name = "bench_" + secrets.token_hex(4)
-    admin.cursor().execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-    tmp = Path(tempfile.mkdtemp(prefix="pa-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
-    env.update(PIPELINE_DB=f"{opts.mariadb.rstrip('/')}/{name}", SAGE_RBAC_DB=f"sqlite:///{tmp / 'rbac.db'}",
-               PIPELINE_DATA=str(tmp), PIPELINE_KEY_SECRET="bench-secret", PIPELINE_BENCH="1")
-    server = None
-    try:
-        run_cli(env, "db", "sync", "--url", env["PIPELINE_DB"])
-        run_cli(env, "rbac", "bootstrap")
-        run_cli(env, "rbac", "adduser", "admin", "--password-stdin", "--role", "pipeline.admin", stdin=PASSWORD + "\n")
-        port = free_port()
+    with scratch(opts.mariadb, "bench", PASSWORD, keep=opts.keep) as work, \
+            servers(work, workers=opts.workers) as [(server, port)]:
         url = f"http://127.0.0.1:{port}"
-        log = open(tmp / "server.log", "w")
-        server = subprocess.Popen(serve_command(port, opts.workers), env=env, stdout=log, stderr=log, cwd=ROOT)
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            sys.exit(f"server did not start; see {tmp / 'server.log'}")
         key = setup_offer(url)
         print(f"server: {opts.workers} worker(s), wrk: {opts.threads} thread(s) x {opts.connections} connections, "
-              f"{opts.rounds} x {opts.duration} s each, database {name}", flush=True)
+              f"{opts.rounds} x {opts.duration} s each, database {work.name}", flush=True)
 
         def real(seconds: int, tag: str) -> dict:
             return wrk(url, "admit_finish.lua", [key, "bench", tag], seconds, opts.connections, opts.threads,
@@ -228,20 +173,6 @@ def main() -> int:
         errors = sum(r.get("failed", 0) for r in reals) + sum(f.get("failed", 0) for f in floors)
         print(f"errors (non-2xx/429): {errors}; 429s: {sum(r.get('refused', 0) for r in reals)}")
         return 0 if errors == 0 else 1
-    finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        if opts.keep:
-            print(f"kept: database {name}, folder {tmp}")
-        else:
-            admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

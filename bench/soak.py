@@ -1,7 +1,8 @@
 """Soak: distributor admit+finish for minutes on two server processes sharing one MariaDB.
 
-Not a test. Makes a fresh MariaDB database, runs two `pipeline-app serve --workers 1` processes on
-it (two "machines": each its own pools, key cache and lease sweeper), sets up through the
+Not a test. Makes a fresh MariaDB database, runs two benchmark servers on it (`bench/serve.py`:
+`pipeline-app serve --workers 1` of the production app; the floor route it adds stays unused),
+two "machines": each its own pools, key cache and lease sweeper. It sets up through the
 operator API one distributor offered two pipelines:
   * `soak`: generous quotas (admissions always succeed);
   * `tight`: a small daily quota and a concurrency limit, so the 429 paths run too (first
@@ -27,17 +28,18 @@ import os
 import random
 import re
 import secrets
-import signal
 import subprocess
 import sys
-import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "py3" / "bin"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import scratch, servers  # noqa: E402
+
 PASSWORD = "soak-Secret-123"
 API = "/api/dist/v1"
 TIGHT_DAILY = 500
@@ -134,40 +136,10 @@ async def loadgen(ports: list[int], key: str, connections: int, seconds: float, 
 
 # ---- the orchestrator --------------------------------------------------------------------------------
 
-def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
-    r = subprocess.run([str(BIN / "pipeline-app"), *args], env=env, input=stdin, capture_output=True, text=True,
-                       timeout=300)
-    if r.returncode:
-        sys.exit(f"pipeline-app {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(env: dict[str, str], data: Path) -> tuple[subprocess.Popen, int]:
-    import httpx
-
-    port = free_port()
-    log = open(data / f"server-{port}.log", "w")
-    proc = subprocess.Popen([str(BIN / "pipeline-app"), "serve", "--port", str(port), "--workers", "1"], env=env,
-                            stdout=log, stderr=log, cwd=ROOT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited: {(data / f'server-{port}.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    sys.exit("server did not start")
+def kill_running(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def setup_offer(port: int) -> tuple[str, dict[str, str], str]:
@@ -310,10 +282,6 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(result))
         return 0
 
-    import pymysql
-    from sqlalchemy.engine import make_url
-
-    sys.path.insert(0, str(ROOT))
     from app.core.config import load_settings
 
     seconds = args.minutes * 60
@@ -322,34 +290,21 @@ def main() -> int:
         print(f"waiting {to_midnight + 2:.0f} s for the local midnight to pass")
         time.sleep(to_midnight + 2)
 
-    u = make_url(args.mariadb)
-    admin = dict(host=u.host or "127.0.0.1", port=u.port or 3306, user=u.username or "root",
-                 password=u.password or "", autocommit=True)
-    name = "soak_" + secrets.token_hex(6)
-    conn = pymysql.connect(**admin)
-    conn.cursor().execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-    data = Path(tempfile.mkdtemp(prefix="soak-"))
-    db_url = f"{args.mariadb.rstrip('/')}/{name}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
-    env.update(PIPELINE_DB=db_url, SAGE_RBAC_DB=f"sqlite:///{data / 'rbac.db'}", PIPELINE_DATA=str(data),
-               PIPELINE_KEY_SECRET="soak-secret")
-    servers: list[tuple[subprocess.Popen, int]] = []
     loadgens: list[subprocess.Popen] = []
     failures: list[str] = []
-    try:
-        run_cli(env, "db", "sync", "--url", db_url)
-        run_cli(env, "rbac", "bootstrap")
-        run_cli(env, "rbac", "adduser", "admin", "--password-stdin", "--role", "pipeline.admin",
-                stdin=PASSWORD + "\n")
-        servers = [start_server(env, data) for _ in range(2)]
-        key, pipelines, distributor_id = setup_offer(servers[0][1])
-        print(f"database {name}; servers on ports {[p for _, p in servers]} (2 x `pipeline-app serve --workers 1`); "
+    with ExitStack() as stack:  # at exit: load generators killed, servers stopped, database dropped
+        work = stack.enter_context(scratch(args.mariadb, "soak", PASSWORD, keep=args.keep))
+        running = stack.enter_context(servers(work, count=2))
+        stack.callback(kill_running, loadgens)
+        data = work.data
+        key, pipelines, distributor_id = setup_offer(running[0][1])
+        print(f"database {work.name}; servers on ports {[p for _, p in running]} (2 x `serve --workers 1`); "
               f"{args.loadgens} load generators x {args.connections // args.loadgens} connections for "
               f"{args.minutes:g} min; tight pipeline: daily {TIGHT_DAILY}, concurrency {TIGHT_CONCURRENCY}, "
               f"{args.tight_share:.0%} of calls")
 
-        samples: list[tuple[float, list[int]]] = [(0.0, [rss_kb(p.pid) for p, _ in servers])]
-        ports = ",".join(str(p) for _, p in servers)
+        samples: list[tuple[float, list[int]]] = [(0.0, [rss_kb(p.pid) for p, _ in running])]
+        ports = ",".join(str(p) for _, p in running)
         lg_env = {**os.environ, "SOAK_KEY": key}
         outs = [data / f"loadgen-{i}.json" for i in range(args.loadgens)]
         started = time.monotonic()
@@ -361,17 +316,15 @@ def main() -> int:
         next_sample = started + 10
         while any(lg.poll() is None for lg in loadgens):
             if time.monotonic() > started + seconds + 120:
-                for lg in loadgens:
-                    if lg.poll() is None:
-                        lg.kill()
+                kill_running(loadgens)
                 failures.append("a load generator overran its time and was killed")
                 break
             if time.monotonic() >= next_sample:
-                samples.append((time.monotonic() - started, [rss_kb(p.pid) for p, _ in servers]))
+                samples.append((time.monotonic() - started, [rss_kb(p.pid) for p, _ in running]))
                 next_sample += 10
             time.sleep(0.2)
         elapsed = time.monotonic() - started
-        samples.append((elapsed, [rss_kb(p.pid) for p, _ in servers]))
+        samples.append((elapsed, [rss_kb(p.pid) for p, _ in running]))
         for i, lg in enumerate(loadgens):
             if lg.returncode != 0:
                 failures.append(f"load generator {i} exited {lg.returncode}")
@@ -411,7 +364,7 @@ def main() -> int:
         middle = min(samples, key=lambda s: abs(s[0] - elapsed / 2))
         print(f"\nRSS MB per server    start   warm-up(t={warm[0]:.0f}s)  middle(t={middle[0]:.0f}s)  "
               f"end(t={elapsed:.0f}s)  growth after warm-up")
-        for i, (_, port) in enumerate(servers):
+        for i, (_, port) in enumerate(running):
             growth = samples[-1][1][i] / warm[1][i] - 1
             print(f"  server {port:<6} {samples[0][1][i] / 1024:9.1f} {warm[1][i] / 1024:14.1f} "
                   f"{middle[1][i] / 1024:15.1f} {samples[-1][1][i] / 1024:11.1f}   {growth:+.1%}")
@@ -420,7 +373,7 @@ def main() -> int:
         print("  samples (s: MB per server): " + ", ".join(
             f"{t:.0f}: " + "/".join(f"{kb / 1024:.0f}" for kb in kbs) for t, kbs in samples))
 
-        for proc, port in servers:
+        for proc, port in running:
             if proc.poll() is not None:
                 failures.append(f"server {port} died (exit {proc.returncode})")
             text = (data / f"server-{port}.log").read_text()
@@ -428,31 +381,11 @@ def main() -> int:
                 failures.append(f"server {port} logged a traceback (see {data / f'server-{port}.log'})")
 
         # the recount, after every finish (the lease sweepers have nothing to do: all calls closed)
-        db = pymysql.connect(**admin, database=name)
+        db = work.connect()
         try:
             failures += recount(db, pipelines, distributor_id)
         finally:
             db.close()
-    finally:
-        for lg in loadgens:
-            if lg.poll() is None:
-                lg.kill()
-        for proc, _ in servers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc, _ in servers:
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if args.keep:
-            print(f"kept database {name} and {data}")
-        else:
-            conn.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
-            import shutil
-
-            shutil.rmtree(data, ignore_errors=True)
-        conn.close()
 
     print("\nRESULT: " + ("FAIL\n  " + "\n  ".join(failures) if failures else "PASS"))
     return 1 if failures else 0

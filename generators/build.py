@@ -7,20 +7,28 @@ from pathlib import Path
 
 from generators.ddl import ddl_text
 from generators.forms import write_forms
+from generators.loader import load_specs
 from generators.manifest import write_manifest
-from generators.spec import load_specs
 
 DIALECT_FILES = ("mysql", "sqlite", "postgresql")
+RBAC_MODELS = "rbac"
+"""The folder under models/ whose tables live in the shared RBAC database, not the app's."""
+
+
+def app_model_dirs(root: Path) -> list[Path]:
+    """Every module folder under models/ but the RBAC one: the app database's tables."""
+    return sorted(p for p in (root / "models").iterdir() if p.is_dir() and p.name != RBAC_MODELS)
 
 
 def build(root: Path) -> Path:
-    """Write build/ddl/{app,rbac}.<dialect>.sql (and the manifest and forms) via a temp folder.
+    """Write build/ddl/{app,rbac}.<dialect>.sql, the manifest (RBAC tables apart) and the forms via
+    a temp folder.
 
     A spec error raises before anything is moved into place, so build/ is never half-written.
     """
     models = root / "models"
-    app_specs = load_specs([p for p in sorted(models.iterdir()) if p.is_dir() and p.name != "rbac"])
-    rbac_specs = load_specs([models / "rbac"])
+    app_specs = load_specs(app_model_dirs(root))
+    rbac_specs = load_specs([models / RBAC_MODELS])
     out = root / "build"
     tmp = root / "build.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -28,7 +36,7 @@ def build(root: Path) -> Path:
     for dialect in DIALECT_FILES:
         (tmp / "ddl" / f"app.{dialect}.sql").write_text(ddl_text(app_specs, dialect), encoding="utf-8")
         (tmp / "ddl" / f"rbac.{dialect}.sql").write_text(ddl_text(rbac_specs, dialect), encoding="utf-8")
-    manifest = write_manifest(root, app_specs, tmp)
+    manifest = write_manifest(root, app_specs, tmp, rbac_specs)
     write_forms(root, app_specs, {name: t["view"] for name, t in manifest["tables"].items()}, tmp)
     old = root / "build.old"
     shutil.rmtree(old, ignore_errors=True)

@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from generators.ddl import DIALECTS, ddl_text
-from generators.spec import SpecError, load_specs
+from generators.loader import load_specs
+from generators.spec import SpecError
 
 
 def json2ddl_main(argv: list[str] | None = None) -> int:

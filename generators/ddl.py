@@ -1,8 +1,10 @@
 """Compile specs into DDL text for one dialect, in dependency order (referenced tables first)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from sqlalchemy import Column, Table
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable, SetColumnComment, SetTableComment
@@ -19,23 +21,39 @@ DIALECTS: dict[str, Dialect] = {
     "postgresql": postgresql.dialect(paramstyle="named"),
 }
 
+Compile = Callable[[Any], str]
+"""A DDL element → its statement text, for one dialect (see `compiler`)."""
+
+
+def compiler(dialect: Dialect) -> Compile:
+    return lambda element: str(element.compile(dialect=dialect)).strip()
+
+
+def comment_statements(dialect: Dialect, to_sql: Compile, columns: Iterable[Column],
+                       table: Table | None = None) -> list[str]:
+    """Separate COMMENT statements (PostgreSQL's way) for `table` and `columns`, where the dialect
+    does not write comments inline."""
+    if dialect.inline_comments or not dialect.supports_comments:
+        return []
+    out = [to_sql(SetTableComment(table))] if table is not None and table.comment else []
+    return out + [to_sql(SetColumnComment(c)) for c in columns if c.comment]
+
+
+def table_statements(table: Table, dialect: Dialect, to_sql: Compile) -> list[str]:
+    """What creates one table: CREATE TABLE, its indexes by name, its comments."""
+    statements = [to_sql(CreateTable(table))]
+    statements += [to_sql(CreateIndex(index)) for index in sorted(table.indexes, key=lambda i: i.name)]
+    return statements + comment_statements(dialect, to_sql, table.columns, table)
+
 
 def ddl_statements(specs: Iterable[TableSpec], dialect_name: str) -> list[str]:
     """One string per statement, no trailing semicolons."""
     dialect = DIALECTS[dialect_name]
+    to_sql = compiler(dialect)
     statements: list[str] = []
     for table in build_metadata(specs).sorted_tables:
-        if table.info.get("stub"):
-            continue
-        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
-        for index in sorted(table.indexes, key=lambda i: i.name):
-            statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
-        if not dialect.inline_comments and dialect.supports_comments:
-            if table.comment:
-                statements.append(str(SetTableComment(table).compile(dialect=dialect)))
-            for col in table.columns:
-                if col.comment:
-                    statements.append(str(SetColumnComment(col).compile(dialect=dialect)))
+        if not table.info.get("stub"):
+            statements += table_statements(table, dialect, to_sql)
     return statements
 
 

@@ -1,4 +1,5 @@
-"""The CRUD route manifest: modules, their tables, view options and every route the app serves.
+"""The CRUD route manifest: modules, their tables, view options and every route the app serves,
+and the RBAC tables it logs in against.
 
 View options follow the ecosystem's CRUD view definitions (`modules/<module>/views/<table>.json`,
 keys as the ecosystem spells them) normalised into data the runtime reads, the way Django's
@@ -11,7 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from generators.spec import SpecError, TableSpec, spec_to_raw
+from generators.loader import read_json
+from generators.raw_spec import spec_to_raw
+from generators.spec import SpecError, TableSpec
 
 VIEW_PARAM_KEYS = {
     "sortby", "confidential_fields", "logined_userid", "logined_userorgid", "browserfields",
@@ -21,13 +24,6 @@ VIEW_PARAM_KEYS = {
 }
 VIEW_KEYS = {"tblname", "title", "titles", "params", "uitype", "models_dir", "output_dir", "dbname"}
 SYSTEM_FIELDS = ("created_at", "updated_at", "created_by")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SpecError(str(path), None, None, f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
 
 
 def _as_list(value: Any) -> list:
@@ -118,39 +114,72 @@ def normalise_view(spec: TableSpec, raw: dict | None, source: str) -> dict:
     }
 
 
+# Every route a table gets: (kind, under the page base or the API base, path suffix, methods,
+# only when the table is writable). The web layer has one handler factory per kind.
+TABLE_ROUTES: tuple[tuple[str, str, str, tuple[str, ...], bool], ...] = (
+    ("list", "page", "", ("GET",), False),
+    ("record", "page", "/{id}", ("GET",), False),
+    ("api_list", "api", "", ("GET",), False),
+    ("api_get", "api", "/{id}", ("GET",), False),
+    ("export_csv", "page", "/export.csv", ("GET",), False),
+    ("export_xlsx", "page", "/export.xlsx", ("GET",), False),
+    ("create", "page", "/new", ("GET", "POST"), True),
+    ("edit", "page", "/{id}/edit", ("GET", "POST"), True),
+    ("delete", "page", "/{id}/delete", ("GET", "POST"), True),
+    ("api_create", "api", "", ("POST",), True),
+    ("api_write", "api", "/{id}", ("PUT", "PATCH", "DELETE"), True),
+    ("import", "page", "/import", ("GET", "POST"), True),
+    ("import_template", "page", "/import_template.xlsx", ("GET",), True),
+    ("bulk", "page", "/bulk", ("POST",), True),
+    ("api_bulk", "api", "/bulk", ("POST",), True),
+)
+HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+PAGE_KEYS = {"path", "methods", "handler"}
+
+
 def table_routes(module: str, table: str, view: dict) -> list[dict]:
     """Every route one table gets: HTML pages and the JSON API, with the permission path of each."""
-    base, api = f"/{module}/{table}", f"/api/{module}/{table}"
-    routes = [
-        {"path": base, "methods": ["GET"], "kind": "list"},
-        {"path": f"{base}/{{id}}", "methods": ["GET"], "kind": "record"},
-        {"path": api, "methods": ["GET"], "kind": "api_list"},
-        {"path": f"{api}/{{id}}", "methods": ["GET"], "kind": "api_get"},
-        {"path": f"{base}/export.csv", "methods": ["GET"], "kind": "export"},
-        {"path": f"{base}/export.xlsx", "methods": ["GET"], "kind": "export"},
-    ]
-    if not view["noedit"]:
-        routes += [
-            {"path": f"{base}/new", "methods": ["GET", "POST"], "kind": "create"},
-            {"path": f"{base}/{{id}}/edit", "methods": ["GET", "POST"], "kind": "edit"},
-            {"path": f"{base}/{{id}}/delete", "methods": ["GET", "POST"], "kind": "delete"},
-            {"path": api, "methods": ["POST"], "kind": "api_create"},
-            {"path": f"{api}/{{id}}", "methods": ["PUT", "PATCH", "DELETE"], "kind": "api_write"},
-            {"path": f"{base}/import", "methods": ["GET", "POST"], "kind": "import"},
-            {"path": f"{base}/import_template.xlsx", "methods": ["GET"], "kind": "import"},
-            {"path": f"{base}/bulk", "methods": ["POST"], "kind": "bulk"},
-            {"path": f"{api}/bulk", "methods": ["POST"], "kind": "api_bulk"},
-        ]
-    if any(True for _ in view.get("lookups", [])):
-        routes.append({"path": f"{api}/_lookup/{{field}}", "methods": ["GET"], "kind": "lookup"})
+    bases = {"page": f"/{module}/{table}", "api": f"/api/{module}/{table}"}
+    routes = [{"path": bases[under] + suffix, "methods": list(methods), "kind": kind}
+              for kind, under, suffix, methods, writable_only in TABLE_ROUTES
+              if not (writable_only and view["noedit"])]
+    if view.get("lookups"):
+        routes.append({"path": f"{bases['api']}/_lookup/{{field}}", "methods": ["GET"], "kind": "lookup"})
     for act in view["actions"]:
-        routes.append({"path": f"{base}/{{id}}/{act['name']}", "methods": ["POST"], "kind": "action",
-                       "action": act["name"]})
-        routes.append({"path": f"{api}/{{id}}/{act['name']}", "methods": ["POST"], "kind": "api_action",
-                       "action": act["name"]})
+        for kind, under in (("action", "page"), ("api_action", "api")):
+            routes.append({"path": f"{bases[under]}/{{id}}/{act['name']}", "methods": ["POST"], "kind": kind,
+                           "action": act["name"]})
     for r in routes:
         r.update(module=module, table=table)
     return routes
+
+
+def page_routes(module: str, pages: Any, source: str) -> list[dict]:
+    """A module's own pages (`pages` in its module.json): served by the handler of that name in
+    the module's `pages` hook, at a path inside the module."""
+    routes = []
+    for page in _as_list(pages):
+        if not isinstance(page, dict) or set(page) != PAGE_KEYS:
+            raise SpecError(source, module, None, f"a page has exactly the keys {sorted(PAGE_KEYS)}")
+        path, methods, handler = page["path"], _as_list(page["methods"]), page["handler"]
+        if not isinstance(path, str) or not path.startswith(f"/{module}/"):
+            raise SpecError(source, module, None, f"page path {path!r} is not under /{module}/")
+        if not methods or not set(methods) <= HTTP_METHODS:
+            raise SpecError(source, module, None, f"page {path}: methods must be some of {sorted(HTTP_METHODS)}")
+        if not isinstance(handler, str) or not handler.isidentifier():
+            raise SpecError(source, module, None, f"page {path}: handler must be a Python name")
+        routes.append({"path": path, "methods": list(methods), "kind": "page", "module": module, "handler": handler})
+    return routes
+
+
+def check_unique(routes: list[dict]) -> None:
+    """Two routes on one method and path would leave one of them unreachable."""
+    seen: set[tuple[str, str]] = set()
+    for r in routes:
+        for method in r["methods"]:
+            if (method, r["path"]) in seen:
+                raise SpecError(r["module"], r.get("table"), None, f"two routes for {method} {r['path']}")
+            seen.add((method, r["path"]))
 
 
 def compile_manifest(root: Path, specs: list[TableSpec]) -> dict:
@@ -159,27 +188,35 @@ def compile_manifest(root: Path, specs: list[TableSpec]) -> dict:
     modules, tables, routes = [], {}, []
     for folder in sorted(p for p in (root / "models").iterdir() if p.is_dir() and p.name != "rbac"):
         mod_file = root / "modules" / folder.name / "module.json"
-        mod = _read_json(mod_file) if mod_file.exists() else {}
+        mod = read_json(mod_file) if mod_file.exists() else {}
         names = sorted({s.name for s in specs if Path(s.source).parent == folder})
         order = [t for t in mod.get("tables", []) if t in names] + [t for t in names if t not in mod.get("tables", [])]
         for t in order:
             view_file = root / "modules" / folder.name / "views" / f"{t}.json"
-            view = normalise_view(by_name[t], _read_json(view_file) if view_file.exists() else None,
+            view = normalise_view(by_name[t], read_json(view_file) if view_file.exists() else None,
                                   str(view_file))
             tables[t] = {"module": folder.name, "spec": spec_to_raw(by_name[t]), "view": view}
             if not view["internal"]:
                 routes.extend(table_routes(folder.name, t, view))
+        routes.extend(page_routes(folder.name, mod.get("pages"), str(mod_file)))
         modules.append({"name": folder.name, "title": mod.get("title", folder.name),
                         "titles": mod.get("titles", {}), "tables": order, "menu": mod.get("menu", True)})
     for t in tables.values():
         for sub in t["view"]["subtables"]:
             if sub["table"] not in tables:
                 raise SpecError(t["module"], sub["table"], None, "subtable names an unknown table")
+    check_unique(routes)
     return {"modules": modules, "tables": tables, "routes": routes}
 
 
-def write_manifest(root: Path, specs: list[TableSpec], out: Path) -> dict:
-    manifest = compile_manifest(root, specs)
+def rbac_tables(specs: list[TableSpec]) -> dict:
+    """The RBAC schema's tables, apart from the app's: they live in the shared RBAC database."""
+    return {s.name: {"spec": spec_to_raw(s)} for s in specs}
+
+
+def write_manifest(root: Path, specs: list[TableSpec], out: Path, rbac_specs: list[TableSpec]) -> dict:
+    """build/manifest.json: the app's modules, tables and routes, and the RBAC tables."""
+    manifest = compile_manifest(root, specs) | {"rbac_tables": rbac_tables(rbac_specs)}
     (out / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return manifest

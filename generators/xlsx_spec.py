@@ -8,7 +8,6 @@ deterministic so a committed workbook only changes when the spec does.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import io
 import json
@@ -18,7 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from generators.spec import SpecError, load_spec, parse_spec, spec_to_raw
+from generators.spec import SpecError
 
 SUMMARY_COLUMNS = ("name", "title", "primary", "catelog")
 FIELD_COLUMNS = ("name", "title", "type", "length:int", "dec:int", "nullable", "default", "comments")
@@ -127,6 +126,12 @@ def read_xlsx(path: Path | str) -> dict:
     if not path.is_file():
         raise SpecError(str(path), None, None, "no such file")
     return _read(path, path)
+
+
+def read_xlsx_bytes(data: bytes, path: Path | str) -> dict:
+    """The raw dict of a workbook held in memory (a conversion's result, checked before it is
+    written); `path` only names the file in errors."""
+    return _read(io.BytesIO(data), Path(path))
 
 
 def _read(source: Path | io.BytesIO, path: Path) -> dict:
@@ -296,35 +301,3 @@ def xlsx_bytes(raw: dict, path: Path | str) -> bytes:
             dst.writestr(zipfile.ZipInfo(info.filename, ZIP_TIME), src.read(info.filename),
                          compress_type=zipfile.ZIP_DEFLATED)
     return out.getvalue()
-
-
-def convert(src: Path | str, dst: Path | str) -> None:
-    """Convert a spec between JSON and Excel by the files' suffixes, refusing a lossy result.
-
-    The new file is read back in memory before it is written and must give the same TableSpec,
-    so a value a workbook cannot hold fails here, not later as "differs" in the build.
-    """
-    src, dst = Path(src), Path(dst)
-    if (src.suffix, dst.suffix) not in ((".json", ".xlsx"), (".xlsx", ".json")):
-        raise SpecError(str(src), None, None,
-                        f"convert goes .json → .xlsx or .xlsx → .json, "
-                        f"not {src.suffix or '?'} → {dst.suffix or '?'}")
-    if not src.is_file():
-        raise SpecError(str(src), None, None, "no such file")
-    spec = load_spec(src)
-    raw = spec_to_raw(spec)
-    if dst.suffix == ".xlsx":
-        data = xlsx_bytes(raw, dst)
-        back = parse_spec(_read(io.BytesIO(data), dst), str(dst))
-    else:
-        text = json.dumps(raw, ensure_ascii=False, indent=2) + "\n"
-        data = text.encode("utf-8")
-        back = parse_spec(json.loads(text), str(dst))
-    if back != spec:
-        what = next(f.name for f in dataclasses.fields(spec)
-                    if f.compare and getattr(back, f.name) != getattr(spec, f.name))
-        raise SpecError(str(src), spec.name, None, f"{what} does not survive conversion to {dst.suffix}")
-    try:
-        dst.write_bytes(data)
-    except OSError as exc:
-        raise SpecError(str(dst), spec.name, None, f"cannot write: {exc.strerror}") from None

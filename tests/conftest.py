@@ -145,7 +145,7 @@ async def prepare_databases(app_url: str, rbac_url: str) -> None:
     from app.core.config import ROOT as APP_ROOT
     from app.core.db import make_engine
     from generators.schema import build_metadata
-    from generators.spec import load_specs
+    from generators.loader import load_specs
 
     specs = load_specs([p for p in sorted((APP_ROOT / "models").iterdir()) if p.is_dir() and p.name != "rbac"])
     engine = make_engine(app_url)

@@ -104,7 +104,7 @@ def max_overlap(windows: list[tuple[float, float]]) -> int:
 async def test_two_servers_admit_exactly(mariadb_url, tmp_path):
     from app.core.clock import utcnow
     from app.core.config import load_settings
-    from modules.pipeline_dist.admission import periods
+    from modules.pipeline_dist.limits import periods
 
     to_midnight = periods(load_settings().business_timezone, utcnow())[2]
     if to_midnight < 90:  # the daily quota must not roll over mid-test

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from modules.pipeline_dist.admission import periods
+from modules.pipeline_dist.limits import periods
 
 
 def test_shanghai_day_and_month_and_their_resets():

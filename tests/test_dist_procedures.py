@@ -1,6 +1,6 @@
 """The MariaDB stored procedures the distributor API runs on: created by the first worker that
 needs them, found by the next, and a clear startup error where the database user may not create
-them (design note: app/dist_procedures.py)."""
+them (design note: modules/pipeline_dist/procedures.py)."""
 from __future__ import annotations
 
 import secrets
@@ -8,7 +8,7 @@ import secrets
 from conftest import _mariadb_admin, make_database
 from sqlalchemy.engine import make_url
 
-from modules.pipeline_dist.admission import RawStore
+from modules.pipeline_dist.mariadb_store import RawStore
 
 
 def procedure_names(conn, schema: str) -> set[str]:

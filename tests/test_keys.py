@@ -7,7 +7,6 @@ import dataclasses
 import os
 import re
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -226,17 +225,6 @@ async def test_distributor_page_shows_own_prices(op):
 
 # ---- CLI ---------------------------------------------------------------------------------------
 
-def _cli() -> list[str]:
-    """`pipeline-app` once `dist` is wired into app/cli.py; the same parser stand-alone until then."""
-    from app.cli.main import parser
-
-    try:
-        parser().parse_args(["dist", "genkey", "--distributor", "x"])
-        return [str(ROOT / "py3" / "bin" / "pipeline-app")]
-    except SystemExit:
-        return [sys.executable, "-m", "app.cli.dist"]
-
-
 async def test_cli_genkey(db_url, tmp_path):
     from app.core.catalog import load_catalog
     from app.core.config import load_settings
@@ -251,8 +239,8 @@ async def test_cli_genkey(db_url, tmp_path):
            "PIPELINE_DATA": str(tmp_path)}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*_cli(), "dist", "genkey", *args], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run([str(ROOT / "py3" / "bin" / "pipeline-app"), "dist", "genkey", *args], env=env,
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
 
     settings = dataclasses.replace(load_settings(), key_secret="cli-secret")
     done = run("--distributor", "Acme 1")

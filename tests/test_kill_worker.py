@@ -13,7 +13,7 @@ against A and A is killed with SIGKILL while requests are in flight. Afterwards:
     request_id (here, on B) gets that call back, never a second charge;
   * the counters equal a recount of the usage log (concurrency: the running rows);
   * once the running calls' leases lapse (moved into the past in the database, as
-    test_dist_api's lease test does), B's own lease sweeper expires them: the concurrency counter
+    test_dist_limits' lease test does), B's own lease sweeper expires them: the concurrency counter
     returns to 0 and B admits exactly 3 again.
 MariaDB only: skipped when it is not reachable (a failure under CI=true, see conftest).
 """
@@ -145,7 +145,7 @@ async def burst(client: httpx.AsyncClient, key: str, log: dict, stop: asyncio.Ev
 async def test_kill_worker_loses_nothing_and_leaks_no_slot(mariadb_url, tmp_path):
     from app.core.clock import utcnow
     from app.core.config import load_settings
-    from modules.pipeline_dist.admission import periods
+    from modules.pipeline_dist.limits import periods
 
     if periods(load_settings().business_timezone, utcnow())[2] < 60:  # no daily roll-over mid-test
         await asyncio.sleep(61)

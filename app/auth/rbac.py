@@ -1,6 +1,9 @@
-"""The shared RBAC database: path grants, roles, users, and registering the app's paths.
+"""The shared RBAC database: users, roles, logins, and registering the app's paths.
 
-Tables are the ecosystem's (`models/rbac/*.json`), compiled by our own `build_metadata`; every
+Which path a grant opens is `app.auth.grants` (no database); its names used by the web and CLI
+layers are re-exported here, so `rbac.<name>` stays their one entry to access control.
+
+Tables are the ecosystem's (`models/rbac/*.json`), compiled into build/ by `./build.sh`; every
 statement below is built from those `Table` objects with bound values.
 
 Role keys are `orgtypeid.name` (`pipeline.admin`). The implicit roles `any`, `anonymous` and
@@ -13,21 +16,23 @@ other workers follow within the cache time.
 """
 from __future__ import annotations
 
-import re
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import MetaData, Table, func, insert, inspect, or_, select, update
+from sqlalchemy import Table, func, insert, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.auth.grants import GrantSet as GrantSet
+from app.auth.grants import app_paths as app_paths
+from app.auth.grants import grant_set as grant_set
+from app.auth.grants import path_matches as path_matches
+from app.auth.grants import permission_path as permission_path
 from app.auth.passwords import hash_password
 from app.core.cache import TTLCache
-from app.core.config import ROOT
+from app.core.catalog import current_catalog
 from app.core.ids import new_id
 
 IMPLICIT_ROLES = ("any", "anonymous", "logined")
@@ -37,16 +42,9 @@ ACTIVE_STATUS = "0"
 
 # ---------------------------------------------------------------- tables
 
-@lru_cache(maxsize=1)
-def rbac_metadata() -> MetaData:
-    from generators.schema import build_metadata
-    from generators.spec import load_specs
-
-    return build_metadata(load_specs([ROOT / "models" / "rbac"]))
-
-
 def table(name: str) -> Table:
-    return rbac_metadata().tables[name]
+    """An RBAC table, as build/ compiled it (`models/rbac`) and the catalog loaded it."""
+    return current_catalog().rbac_table(name)
 
 
 def role_key(orgtypeid: str | None, name: str) -> str:
@@ -57,101 +55,6 @@ def split_role_key(key: str) -> tuple[str, str]:
     """`pipeline.admin` → (`pipeline`, `admin`); `any` → (``, `any`)."""
     orgtypeid, dot, name = key.partition(".")
     return (orgtypeid, name) if dot else ("", key)
-
-
-# ---------------------------------------------------------------- path matching
-
-def _segments(path: str) -> tuple[str, ...]:
-    path = path.strip("/")
-    return tuple(path.split("/")) if path else ()
-
-
-def _is_param(segment: str) -> bool:
-    return len(segment) > 2 and segment[0] == "{" and segment[-1] == "}"
-
-
-@lru_cache(maxsize=4096)
-def _compile(grant: str) -> tuple[tuple[str, ...], bool] | None:
-    """A grant → (its segments, whether it ends in a wildcard); None for a grant that is no path."""
-    grant = (grant or "").strip()
-    if not grant.startswith("/"):
-        return None
-    wildcard = grant.endswith(("**", "%"))
-    if wildcard:
-        grant = grant[:-2] if grant.endswith("**") else grant[:-1]
-    return _segments(grant), wildcard
-
-
-def _match(compiled: tuple[tuple[str, ...], bool], path: tuple[str, ...],
-           template: tuple[str, ...] | None) -> bool:
-    segments, wildcard = compiled
-    if len(path) < len(segments) or (not wildcard and len(path) != len(segments)):
-        return False
-    for i, seg in enumerate(segments):
-        if _is_param(seg):
-            # `{id}` stands for one non-empty segment, and only where the route itself takes a
-            # parameter: a grant of `/t/{id}` (view a record) does not open `/t/new`.
-            if not path[i] or (template is not None and not _is_param(template[i])):
-                return False
-        elif seg != path[i]:
-            return False
-    return True
-
-
-def _template_segments(path: tuple[str, ...], template: str | None) -> tuple[str, ...] | None:
-    if not template:
-        return None
-    segments = _segments(template)
-    return segments if len(segments) == len(path) else None
-
-
-def path_matches(grant: str, path: str, template: str | None = None) -> bool:
-    """Does permission path `grant` open request path `path`?
-
-    - equal paths match (trailing slashes aside);
-    - a grant ending in `**` or `%` opens its prefix and every path under it, segment-aligned:
-      `/pipeline_core/**` opens `/pipeline_core` and `/pipeline_core/pipelines/abc/edit`, not
-      `/pipeline_corex`;
-    - a `{name}` segment of a grant matches exactly one non-empty segment of the path (and, when
-      the route's `template` is given, only where the route has a parameter).
-    Anything else does not match: default deny.
-    """
-    compiled = _compile(grant)
-    if compiled is None:
-        return False
-    segments = _segments(path)
-    return _match(compiled, segments, _template_segments(segments, template))
-
-
-class GrantSet:
-    """A role set's grants compiled once: exact paths in a set, patterns in a list."""
-
-    __slots__ = ("exact", "patterns")
-
-    def __init__(self, grants: Iterable[str]):
-        self.exact: set[tuple[str, ...]] = set()
-        self.patterns: list[tuple[tuple[str, ...], bool]] = []
-        for grant in grants:
-            compiled = _compile(grant)
-            if compiled is None:
-                continue
-            segments, wildcard = compiled
-            if wildcard or any(_is_param(s) for s in segments):
-                self.patterns.append(compiled)
-            else:
-                self.exact.add(segments)
-
-    def allows(self, path: str, template: str | None = None) -> bool:
-        segments = _segments(path)
-        if segments in self.exact:
-            return True
-        tmpl = _template_segments(segments, template)
-        return any(_match(p, segments, tmpl) for p in self.patterns)
-
-
-@lru_cache(maxsize=256)
-def grant_set(grants: tuple[str, ...]) -> GrantSet:
-    return GrantSet(grants)
 
 
 # ---------------------------------------------------------------- cached lookups
@@ -253,7 +156,7 @@ def _ensure_sqlite_dir(engine: AsyncEngine) -> None:
 async def ensure_rbac_schema(engine: AsyncEngine) -> None:
     """Create the RBAC tables that are missing (existing ones are left as they are); seed nothing."""
     _ensure_sqlite_dir(engine)
-    metadata = rbac_metadata()
+    metadata = current_catalog().rbac_metadata
     tables = [t for t in metadata.sorted_tables if not t.info.get("stub")]
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync: metadata.create_all(sync, tables=tables, checkfirst=True))
@@ -313,27 +216,6 @@ async def add_user(engine: AsyncEngine, username: str, password: str, role: str)
             await conn.execute(insert(ur).values(id=new_id(), userid=user_id, roleid=role_id))
     invalidate()
     return user_id, created
-
-
-_PATH_PARAM = re.compile(r"\{(\w+):path\}$")
-_TYPED_PARAM = re.compile(r"\{(\w+):[^}]*\}")
-
-
-def permission_path(path: str) -> str:
-    """`/t/{id:str}/edit` → `/t/{id}/edit`; a trailing `{file:path}` parameter → `**`."""
-    return _TYPED_PARAM.sub(r"{\1}", _PATH_PARAM.sub("**", path))
-
-
-def app_paths(app: Any) -> list[str]:
-    """The permission paths of every route the Litestar `app` serves (from `app.routes`)."""
-    paths = set()
-    for route in app.routes:
-        path = permission_path(route.path)
-        handlers = getattr(route, "route_handlers", None) or [getattr(route, "route_handler", None)]
-        if any(getattr(h, "is_mount", False) for h in handlers) and not path.endswith("**"):
-            path = path.rstrip("/") + "/**"
-        paths.add(path)
-    return sorted(paths)
 
 
 async def registered_paths(engine: AsyncEngine) -> list[str]:

@@ -12,13 +12,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.config import ROOT
 from app.core.db import make_engine
-from generators.spec import load_specs
+from generators.build import app_model_dirs
+from generators.loader import load_specs
 from generators.sync import SyncError, one_line, apply_sync, plan_sync
 
 
 def default_models(root: Path = ROOT) -> list[Path]:
     """Every module folder under models/ except rbac, whose tables live in the RBAC database."""
-    return sorted(p for p in (root / "models").iterdir() if p.is_dir() and p.name != "rbac")
+    return app_model_dirs(root)
 
 
 async def sync_command(url: str, models: list[str] | None, dry_run: bool = False,

@@ -1,10 +1,12 @@
-"""`pipeline-app`: the project's operations command (build, db sync, rbac, serve, spec, dist)."""
+"""`pipeline-app`: the project's operations command (build, db sync, rbac, serve, spec, and the
+modules' own commands, e.g. dist)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 
 from generators.spec import SpecError
 
@@ -32,7 +34,7 @@ def _db_sync(args: argparse.Namespace) -> int:
 
 
 def _spec_convert(args: argparse.Namespace) -> int:
-    from generators.xlsx_spec import convert
+    from generators.loader import convert
 
     convert(args.src, args.dst)
     print(f"{args.src} → {args.dst}")
@@ -121,7 +123,8 @@ def _rbac_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(modules: bool = True) -> argparse.ArgumentParser:
+    """Every command; `modules`: with the modules' own (read from the build's manifest)."""
     p = argparse.ArgumentParser(prog="pipeline-app", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -158,15 +161,32 @@ def parser() -> argparse.ArgumentParser:
     bs = rbac.add_parser("bootstrap", help="schema, paths and a demo admin on a fresh machine")
     bs.set_defaults(func=_rbac_bootstrap)
 
-    from app.cli import dist as cli_dist
     from app.cli import serve
     serve.add_parser(sub)
-    cli_dist.add_parser(sub)
+    if modules:
+        for name, (help_text, configure) in module_commands().items():
+            configure(sub.add_parser(name, help=help_text))
     return p
 
 
+def module_commands() -> dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]]:
+    """The commands of the manifest's modules (their `cli` hook, shape in app.core.hooks); none
+    before the first build."""
+    from app.core.catalog import load_catalog
+    from app.core.config import ROOT
+    from app.core.hooks import hook
+
+    build_dir = ROOT / "build"
+    if not (build_dir / "manifest.json").exists():
+        return {}
+    return {name: command for module in load_catalog(build_dir).modules
+            for name, command in hook(module["name"], "cli").items()}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # `build` never reads the manifest it is about to replace (it may be missing or stale)
+    args = parser(modules=argv[:1] != ["build"]).parse_args(argv)
     try:
         return args.func(args)
     except SpecError as exc:

@@ -26,6 +26,16 @@ def utcnow() -> datetime:
     return _source().astimezone(UTC).replace(tzinfo=None, microsecond=0)
 
 
+# Days a person may ask for: far enough for any real report, and far from the calendar's ends,
+# where a day's UTC bounds or "the day after" would not exist (year 1 and 9999).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9000, 12, 31)
+
+
+def clamp_day(day: date) -> date:
+    """`day` moved into [FIRST_DAY, LAST_DAY]: a filter at the calendar's edge means "all"."""
+    return min(max(day, FIRST_DAY), LAST_DAY)
+
+
 @lru_cache(maxsize=16)
 def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)

@@ -20,6 +20,8 @@ ENV = {
     "data_dir": "PIPELINE_DATA",
     "business_timezone": "PIPELINE_TZ",
     "key_secret": "PIPELINE_KEY_SECRET",
+    "rbac_password_scheme": "SAGE_RBAC_PASSWORD_SCHEME",
+    "rbac_password_key": "SAGE_RBAC_PASSWORD_KEY",
 }
 
 
@@ -39,6 +41,8 @@ class Settings:
     key_cache_seconds: float = 3
     rbac_cache_seconds: float = 3
     rbac_defaults: dict[str, list[str]] = field(default_factory=dict)
+    rbac_password_scheme: str = "argon2"   # argon2 (our own RBAC database) or ecosystem (a shared one)
+    rbac_password_key: str = "ytguiojbhvhbnkl"  # the platform's key of the ecosystem format
     root: Path = ROOT
 
     @property
@@ -82,4 +86,15 @@ def load_settings(config: Path | None = None) -> Settings:
         key_cache_seconds=float(raw.get("key_cache_seconds", 3)),
         rbac_cache_seconds=float(raw.get("rbac_cache_seconds", 3)),
         rbac_defaults={k: list(v) for k, v in (raw.get("rbac_defaults") or {}).items()},
+        rbac_password_scheme=_choice(raw, "rbac_password_scheme", ("argon2", "ecosystem")),
+        rbac_password_key=str(raw.get("rbac_password_key") or "ytguiojbhvhbnkl"),
     )
+
+
+def _choice(raw: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    """A setting that must be one of `allowed` (the first is the default): a typo is refused at
+    startup with the setting's name, never silently replaced."""
+    value = str(raw.get(key) or allowed[0])
+    if value not in allowed:
+        raise SystemExit(f"config: {key} (env {ENV.get(key, '-')}) must be one of {', '.join(allowed)}, not {value!r}")
+    return value

@@ -24,6 +24,9 @@ class _OnConflict:
         stmt = self.insert(table).values(values)
         return stmt.on_conflict_do_update(index_elements=[table.c[k] for k in keys], set_=dict(set_(stmt.excluded)))
 
+    def insert_missing(self, table: Table, values: Any, keys: Iterable[str]) -> Any:
+        return self.insert(table).values(values).on_conflict_do_nothing(index_elements=[table.c[k] for k in keys])
+
 
 class _Postgres(_OnConflict):
     insert = staticmethod(postgresql.insert)
@@ -40,6 +43,11 @@ class _MySQL:
         stmt = mysql.insert(table).values(values)
         return stmt.on_duplicate_key_update(**set_(stmt.inserted))
 
+    def insert_missing(self, table: Table, values: Any, keys: Iterable[str]) -> Any:
+        """A no-op update, not INSERT IGNORE: IGNORE would also swallow every other error."""
+        key = next(iter(keys))
+        return mysql.insert(table).values(values).on_duplicate_key_update({key: table.c[key]})
+
 
 DIALECTS: dict[str, Any] = {"mysql": _MySQL(), "mariadb": _MySQL(), "postgresql": _Postgres(), "sqlite": _SQLite()}
 
@@ -47,3 +55,8 @@ DIALECTS: dict[str, Any] = {"mysql": _MySQL(), "mariadb": _MySQL(), "postgresql"
 def upsert(dialect: str, table: Table, values: Any, keys: Iterable[str], set_: SetClause) -> Any:
     """Insert `values` (a row or a list of rows), or on a duplicate `keys` apply `set_(new)`."""
     return DIALECTS[dialect].upsert(table, values, keys, set_)
+
+
+def insert_missing(dialect: str, table: Table, values: Any, keys: Iterable[str]) -> Any:
+    """Insert the rows of `values` whose `keys` are not there yet; leave the others untouched."""
+    return DIALECTS[dialect].insert_missing(table, values, keys)

@@ -6,6 +6,12 @@ never depend on one, and a module without a hook simply has none. `HOOKS` lists 
 rules checked inside every write's transaction, the record toolbar's business actions, extra
 blocks on a record page, extra pages, Litestar plugins (routers, startup, error handlers) and
 CLI commands.
+
+`cli` (`modules/<module>/cli.py`, `COMMANDS`): `{name: (help, configure)}`, one top-level
+command `pipeline-app <name>` each. `pipeline-app` makes the command's `argparse` parser with
+`help` and calls `configure(parser)`, which adds its arguments or subcommands and sets
+`func` (`parser.set_defaults(func=...)`): `func(args)` runs the command and returns its exit
+status. Keep the module's imports inside `func`, so that `pipeline-app --help` stays quick.
 """
 from __future__ import annotations
 
@@ -19,10 +25,24 @@ HOOKS: dict[str, tuple[str, str, type]] = {
     "rules": ("rules", "RULES", dict),
     "actions": ("actions", "ACTIONS", dict),
     "extras": ("actions", "EXTRAS", dict),
-    "pages": ("pages", "PAGES", list),
+    "pages": ("pages", "PAGES", dict),
     "plugins": ("plugin", "PLUGINS", list),
     "cli": ("cli", "COMMANDS", dict),
 }
+"""Hook name → (file of the module, attribute, what the attribute is):
+
+- `rules`: `rules.RULES`, {table: async (conn, tv, row, row_id) → {field: message}}, checked inside
+  every write's transaction;
+- `actions`: `actions.ACTIONS`, {table: {action: async (request, tv, row_id, data) → result}}, the
+  record toolbar's business actions (the view file lists them, the manifest routes them);
+- `extras`: `actions.EXTRAS`, {table: async (request, tv, row) → [html]}, blocks on a record page;
+- `pages`: `pages.PAGES`, {handler name: async handler (a plain function taking `request`, not a
+  Litestar route)}; the module's module.json declares each page as `{"path", "methods",
+  "handler"}`, the compiler makes it a manifest route of kind `page`, and the web layer routes it
+  to the handler of that name, so the path lives in one place;
+- `plugins`: `plugin.PLUGINS`, [Litestar plugin], for routers, startup steps and error handlers;
+- `cli`: `cli.COMMANDS`, {name: click command}, the module's commands of the `pipeline-app` CLI.
+"""
 
 
 @cache

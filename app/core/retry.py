@@ -8,18 +8,55 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError
 
 T = TypeVar("T")
+# MariaDB/MySQL deadlock and lock-wait timeout; PostgreSQL serialization failure and deadlock
+CONFLICT_CODES = frozenset({1213, 1205, "40001", "40P01"})
 
 
 class Retryable(Exception):
     """The work lost a race with another transaction; running it again may succeed."""
 
 
-async def retrying(work: Callable[[], Awaitable[T]], *, give_up: Callable[[], Exception], attempts: int = 4,
-                   delay: float = 0.005) -> T:
+class Busy(Exception):
+    """Retries ran out: the caller is told to come back shortly (503 with Retry-After)."""
+
+    retry_after = 1
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A deadlock victim, a lock-wait timeout or a serialization failure, on any of our databases."""
+    orig = getattr(exc, "orig", exc)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is None and getattr(orig, "args", None) and isinstance(orig.args[0], int):
+        code = orig.args[0]
+    return code in CONFLICT_CODES or "database is locked" in str(orig).lower()
+
+
+@asynccontextmanager
+async def transient(transaction: Any) -> AsyncIterator[Any]:
+    """`async with transient(engine.begin()) as conn`: a conflict anywhere in the block, COMMIT
+    included, becomes `Retryable` (the transaction is rolled back as usual)."""
+    try:
+        async with transaction as conn:
+            yield conn
+    except DBAPIError as exc:
+        if is_conflict(exc):
+            raise Retryable(str(exc.orig)) from exc
+        raise
+
+
+def _busy() -> Exception:
+    return Busy("the database is busy; retry shortly")
+
+
+async def retrying(work: Callable[[], Awaitable[T]], *, give_up: Callable[[], Exception] = _busy,
+                   attempts: int = 4, delay: float = 0.005) -> T:
     """`await work()`, again after a jittered, doubling pause each time it raises `Retryable`;
     after `attempts` tries, `give_up()` is raised instead."""
     for attempt in range(attempts):

@@ -104,6 +104,8 @@ def coerce(f: Field, raw: Any) -> Any:
                 json.loads(value)
             except ValueError as exc:
                 raise Invalid(f"is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+            except RecursionError:
+                raise Invalid("is JSON nested too deeply") from None
         elif f.format == "email" and not EMAIL_RE.match(value):
             raise Invalid("is not an email address")
         elif f.format == "url" and not URL_RE.match(value):

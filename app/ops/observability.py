@@ -33,9 +33,6 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-DIST_CALLS = Counter(
-    "pipeline_dist_calls_total", "Distributor call admissions and rejections by reason", ["outcome", "reason"]
-)
 _children: dict[tuple, Any] = {}
 
 
@@ -166,6 +163,17 @@ def metrics_text() -> bytes:
     return generate_latest(reg) if reg is not None else generate_latest()
 
 
+HSTS = b"max-age=31536000; includeSubDomains"
+
+
+def secure_cookie(header: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
+    """Behind HTTPS every cookie we set (session, CSRF, language) is sent back over HTTPS only."""
+    name, value = header
+    if name.lower() == b"set-cookie" and b"; secure" not in value.lower():
+        return name, value + b"; Secure"
+    return header
+
+
 def _route_of(scope: dict) -> str:
     handler = scope.get("route_handler")
     paths = getattr(handler, "paths", None)
@@ -188,6 +196,8 @@ def observability_middleware(app: Any) -> Any:
         started = time.perf_counter()
         status = 500
         path = scope.get("path", "")
+        # uvicorn sets the scheme from X-Forwarded-Proto only for the proxies it trusts
+        https = scope.get("scheme") == "https"
 
         async def send_wrapper(message: dict) -> None:
             nonlocal status
@@ -206,6 +216,9 @@ def observability_middleware(app: Any) -> Any:
                     extra += [(b"content-security-policy", csp.encode()), (b"x-frame-options", b"DENY")]
                 if not path.startswith("/static/") and b"cache-control" not in names:
                     extra.append((b"cache-control", b"no-store"))
+                if https:
+                    extra.append((b"strict-transport-security", HSTS))
+                    headers = [secure_cookie(h) for h in headers]
                 message = {**message, "headers": headers + [h for h in extra if h[0] not in names]}
             await send(message)
 

@@ -8,6 +8,7 @@ import re
 from litestar import Litestar, Request, get
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -19,8 +20,10 @@ from app.core.catalog import load_catalog
 from app.core.config import ROOT, Settings, load_settings
 from app.core.context import AppContext
 from app.core.hooks import hook
-from app.web.errors import exception_handlers
+from app.crud.rows import CrudError
+from app.web.errors import http_exception_handler, internal_error_handler
 from app.web.ui import LANG_COOKIE, LANGS, register_globals
+from app.web.views.common import crud_error_handler
 
 
 @get("/lang/{code:str}", include_in_schema=False)
@@ -54,7 +57,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """The one place that assembles the app: the manifest's routes, the app's own pages, and
     the plugins the manifest's modules register (their `plugins` hook)."""
     from app.ops import observability
-    from app.web import auth, health, home, pages, rbac_admin
+    from app.web import auth, health, home, rbac_admin
+    from app.web.views import routes
 
     settings = settings or load_settings()
     catalog = load_catalog(settings.build_dir)
@@ -69,21 +73,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             *health.handlers, *auth.handlers, *home.handlers, *rbac_admin.handlers, switch_language,
-            *pages.handlers(catalog),
+            *routes.handlers(catalog),
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
         ],
         plugins=plugins,
         state=State({"ctx": ctx}),
         on_startup=[lambda: observability.configure_logging(settings.data_dir), ctx.start],
         on_shutdown=[ctx.stop],
-        middleware=[observability.observability_middleware, auth.auth_middleware],
+        middleware=[auth.auth_middleware],
         csrf_config=CSRFConfig(secret=csrf_secret(settings), cookie_httponly=False, cookie_samesite="lax",
                                exclude=[f"^{re.escape(prefix)}" for prefix in keyed]),
         template_config=template_config,
         openapi_config=OpenAPIConfig(title="Pipeline-App", version="1.0.0", path="/schema"),
-        exception_handlers=exception_handlers(),
+        exception_handlers={CrudError: crud_error_handler, HTTPException: http_exception_handler,
+                            **auth.exception_handlers, Exception: internal_error_handler},
     )
     # after the plugins' own startup and shutdown steps, whatever they appended
     app.on_startup.append(freeze_startup_heap)
     app.on_shutdown.append(gc.unfreeze)
+    # Outside Litestar's exception handling and router: 404, 405 and refusals raised by middleware
+    # get the request id and security headers too, and are logged and counted with their real status.
+    app.asgi_handler = observability.observability_middleware(app.asgi_handler)
     return app

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -21,24 +19,19 @@ from litestar import Request, get, post
 from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import ASGIMiddleware
+from litestar.middleware.csrf import generate_csrf_token
 from litestar.response import Redirect, Response
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils.path import normalize_path
 from litestar.utils.scope.state import ScopeState
 
 from app.auth import rbac
-from app.auth.passwords import verify_password
-from app.auth.sessions import (
-    create_session,
-    end_session,
-    lookup_session,
-    throttle_fail,
-    throttle_key,
-    throttle_reset,
-    throttle_wait,
-)
+from app.auth.passwords import PasswordScheme
+from app.auth.sessions import create_session, end_session
+from app.auth.throttle import charge_attempt, clear_keys, login_keys
 from app.core.clock import utcnow
-from app.core.context import AppContext, ctx_of
+from app.core.context import ctx_of
+from app.auth.principal import PRINCIPAL_KEY, principal_of, resolve_principal
 from app.web.errors import error_response
 from app.web.render import render
 from app.web.ui import lang_of
@@ -47,54 +40,6 @@ log = logging.getLogger("pipeline.auth")
 
 SESSION_COOKIE = "pa_session"
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
-PRINCIPAL_KEY = "principal"
-ANONYMOUS_ROLES = frozenset({"any", "anonymous"})
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is asking, with every permission path their roles hold."""
-
-    user_id: str | None
-    username: str | None
-    roles: frozenset[str]
-    grants: tuple[str, ...]
-
-    @property
-    def is_anonymous(self) -> bool:
-        return self.user_id is None
-
-    def allows(self, path: str, template: str | None = None) -> bool:
-        """May this principal open `path`? (`template`: the route's path template, if known.)"""
-        return rbac.grant_set(self.grants).allows(path, template)
-
-
-NOBODY = Principal(None, None, ANONYMOUS_ROLES, ())
-
-
-def path_allowed(grants: Iterable[str], path: str, template: str | None = None) -> bool:
-    """Does any of `grants` open `path`? (`Principal.allows` for a bare list of grants.)"""
-    return rbac.grant_set(tuple(grants)).allows(path, template)
-
-
-def principal_of(request: Request) -> Principal:
-    """The principal the middleware resolved; anonymous with no grants when there is none."""
-    return (request.scope.get("state") or {}).get(PRINCIPAL_KEY) or NOBODY
-
-
-async def resolve_principal(ctx: AppContext, token: str | None) -> Principal:
-    """Session token (or None) → principal. Without a token only the cached anonymous grants
-    are looked up; with one, a session row, then the cached user and grants."""
-    ttl = ctx.settings.rbac_cache_seconds
-    if token:
-        session = await lookup_session(ctx.db, token, utcnow())
-        if session is not None:
-            info = await rbac.user_info(ctx.rbac_db, session.user_id, ttl)
-            if info is not None and info.active:
-                roles = frozenset({"any", "logined", *info.roles})
-                return Principal(session.user_id, info.username, roles,
-                                 await rbac.grants_for(ctx.rbac_db, roles, ttl))
-    return Principal(None, None, ANONYMOUS_ROLES, await rbac.grants_for(ctx.rbac_db, ANONYMOUS_ROLES, ttl))
 
 
 def _request_path(scope: Scope) -> str:
@@ -214,6 +159,16 @@ def _set_session_cookie(request: Request, response: Response, token: str, hours:
                         samesite="lax", secure=request.url.scheme == "https")
 
 
+def _rotate_csrf(request: Request, response: Response) -> None:
+    """A session starts or ends with a new CSRF token, so a token seen before login (or planted
+    in the browser) is worth nothing after it."""
+    csrf = request.app.csrf_config
+    if csrf is not None:
+        response.set_cookie(csrf.cookie_name, generate_csrf_token(secret=csrf.secret), path=csrf.cookie_path,
+                            secure=csrf.cookie_secure, httponly=csrf.cookie_httponly, samesite=csrf.cookie_samesite,
+                            domain=csrf.cookie_domain)
+
+
 @get("/login", include_in_schema=False)
 async def login_page(request: Request) -> Response:
     return _login_form(request, next_=safe_next(request.query_params.get("next")))
@@ -228,38 +183,41 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("password") or "")
     next_ = safe_next(form.get("next"))
     client_ip = request.client.host if request.client else "unknown"
-    keys = [throttle_key("u", username.lower()), throttle_key("ip", client_ip)]
     now = utcnow()
+    record = await rbac.login_record(ctx.rbac_db, username) if username else None
+    # Never the typed name in a log: it may be a password typed into the wrong box.
+    who = record.username if record else "(unknown user)"
+    keys = login_keys(record.user_id if record else None, client_ip)
 
-    wait = await throttle_wait(ctx.db, keys, now)
+    wait = await charge_attempt(ctx.db, keys, now)
     if wait > 0:
         seconds = max(1, int(wait + 0.999))
-        log.warning("login throttled: user=%r ip=%s wait=%ss", username, client_ip, seconds)
+        log.warning("login throttled: user=%s ip=%s wait=%ss", who, client_ip, seconds)
         response = _login_form(request, status=429, username=username, next_=next_, error=_text(
             request, f"登录失败次数过多，请在 {seconds} 秒后重试。",
             f"Too many failed logins: try again in {seconds} s."))
         response.headers["Retry-After"] = str(seconds)
         return response
 
-    record = await rbac.login_record(ctx.rbac_db, username) if username else None
+    scheme = PasswordScheme.of(ctx.settings)
     # ~50 ms of argon2: off the event loop, so other requests of this worker keep flowing
-    password_ok = await asyncio.to_thread(verify_password, password, record.password_hash if record else None)
+    password_ok = await asyncio.to_thread(scheme.verify, password, record.password_hash if record else None)
     if record is None or not password_ok or not record.active:
-        log.info("login failed: user=%r ip=%s reason=%s", username, client_ip,
+        log.info("login failed: user=%s ip=%s reason=%s", who, client_ip,
                  "unknown user" if record is None else "wrong password" if not password_ok else "disabled")
-        await throttle_fail(ctx.db, keys, now)
-        if record is not None:
+        if record is not None and scheme.name != "ecosystem":  # a shared database's counter is theirs
             await rbac.record_login(ctx.rbac_db, record.user_id, False, now)
         return _login_form(request, status=400, username=username, next_=next_, error=_text(
             request, "用户名或密码错误。", "Wrong username or password."))
 
-    await throttle_reset(ctx.db, keys)
+    await clear_keys(ctx.db, keys)
     await rbac.record_login(ctx.rbac_db, record.user_id, True, now)
     hours = ctx.settings.session_hours
     token = await create_session(ctx.db, record.user_id, record.username, now, hours,
                                  replaces=request.cookies.get(SESSION_COOKIE))
     response = Redirect(path=next_, status_code=303)
     _set_session_cookie(request, response, token, hours)
+    _rotate_csrf(request, response)
     return response
 
 
@@ -271,6 +229,7 @@ async def logout(request: Request) -> Response:
         await end_session(ctx_of(request).db, token)
     response = Redirect(path="/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    _rotate_csrf(request, response)
     return response
 
 

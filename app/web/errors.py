@@ -9,6 +9,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example  # noqa: F401 - re-exported for handlers' examples
 
+from app.core.retry import Busy
+
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited", 500: "internal_error",
          503: "unavailable"}
@@ -33,6 +35,10 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
 
 
 def internal_error_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, RecursionError):  # a body nested thousands deep: the decoder gave up
+        return error_response(400, "the request body is nested too deeply", code="bad_request")
+    if isinstance(exc, Busy):  # retries ran out on a conflict: nothing was written
+        return error_response(503, str(exc), headers={"Retry-After": str(exc.retry_after)}, code="busy")
     import logging
 
     logging.getLogger("pipeline.error").exception("unhandled error on %s %s", request.method, request.url.path)
@@ -42,15 +48,6 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
         return error_response(503, "the database is unavailable; try again shortly",
                               headers={"Retry-After": "5"})
     return error_response(500, "internal error")
-
-
-def exception_handlers() -> dict:
-    from app.crud.store import CrudError
-    from app.web.auth import exception_handlers as auth_handlers
-    from app.web.pages import crud_error_handler
-
-    return {CrudError: crud_error_handler, HTTPException: http_exception_handler, **auth_handlers,
-            Exception: internal_error_handler}
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=True):

@@ -6,6 +6,7 @@ this worker at once and on the others within `rbac_cache_seconds`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,8 +17,9 @@ from sqlalchemy import delete, func, insert, or_, select
 from app.auth import rbac
 from app.core.context import ctx_of
 from app.core.ids import new_id
-from app.crud.store import CrudError, audit
-from app.web.pages import actor_of
+from app.crud.rows import CrudError
+from app.crud.store import audit
+from app.web.views.common import actor_of
 from app.web.render import render
 
 PAGE = 100
@@ -40,6 +42,48 @@ async def _audit(request: Request, action: str, table: str, row_id: str, detail:
     ctx = ctx_of(request)
     async with ctx.db.begin() as conn:
         await audit(ctx, conn, actor_of(request), action, table, row_id, None, detail)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link table the pages toggle with one click: a role and one other end (a path or a user).
+
+    `column` is the other end's column in `table`, `field` the form field with its id, `end` its
+    table and `shown` the column the audit row names; `ops` are the form's (add, remove) ops."""
+
+    table: str
+    column: str
+    field: str
+    end: str
+    shown: str
+    ops: tuple[str, str]
+    missing: str
+
+
+GRANT = Link("rolepermission", "permid", "perm_id", "permission", "path", ("grant", "revoke"), "no such role or path")
+MEMBERSHIP = Link("userrole", "userid", "user_id", "users", "username", ("add", "remove"), "no such user or role")
+
+
+async def toggle(request: Request, link: Link) -> tuple[Any, str, str, Any]:
+    """Add (`ops[0]`) or remove (`ops[1]`) the link the form names, in one RBAC transaction, and drop
+    the grant cache. Returns the form, the op, the role's key and the other end (path, username)."""
+    form = await request.form()
+    role_id, other_id, op = str(form.get("role_id", "")), str(form.get(link.field, "")), str(form.get("op", ""))
+    if op not in link.ops:
+        raise CrudError(400, f"op must be {link.ops[0]} or {link.ops[1]}")
+    lt, end, r = rbac.table(link.table), rbac.table(link.end), rbac.table("role")
+    async with ctx_of(request).rbac_db.begin() as conn:
+        other = (await conn.execute(select(end.c[link.shown]).where(end.c.id == other_id))).first()
+        role = (await conn.execute(select(r.c.orgtypeid, r.c.name).where(r.c.id == role_id))).first()
+        if other is None or role is None:
+            raise CrudError(404, link.missing)
+        linked = (lt.c.roleid == role_id, lt.c[link.column] == other_id)
+        if op == link.ops[1]:
+            await conn.execute(delete(lt).where(*linked))
+        elif (await conn.execute(select(func.count()).select_from(lt).where(*linked))).scalar_one() == 0:
+            await conn.execute(insert(lt).values(id=new_id(), roleid=role_id, **{link.column: other_id}))
+    rbac.invalidate()
+    return form, op, rbac.role_key(role.orgtypeid, role.name), other[0]
 
 
 @get("/rbac/grants", include_in_schema=False)
@@ -70,24 +114,8 @@ async def grants_page(request: Request) -> Template:
 
 @post("/rbac/grants", include_in_schema=False)
 async def change_grant(request: Request) -> Redirect:
-    form = await request.form()
-    role_id, perm_id, op = str(form.get("role_id", "")), str(form.get("perm_id", "")), str(form.get("op", ""))
-    if op not in ("grant", "revoke"):
-        raise CrudError(400, "op must be grant or revoke")
-    p, rp, r = rbac.table("permission"), rbac.table("rolepermission"), rbac.table("role")
-    async with ctx_of(request).rbac_db.begin() as conn:
-        perm = (await conn.execute(select(p.c.path).where(p.c.id == perm_id))).first()
-        role = (await conn.execute(select(r.c.orgtypeid, r.c.name).where(r.c.id == role_id))).first()
-        if perm is None or role is None:
-            raise CrudError(404, "no such role or path")
-        existing = select(func.count()).select_from(rp).where(rp.c.roleid == role_id, rp.c.permid == perm_id)
-        if op == "grant" and (await conn.execute(existing)).scalar_one() == 0:
-            await conn.execute(insert(rp).values(id=new_id(), roleid=role_id, permid=perm_id))
-        elif op == "revoke":
-            await conn.execute(delete(rp).where(rp.c.roleid == role_id, rp.c.permid == perm_id))
-    rbac.invalidate()
-    await _audit(request, op, "rolepermission", role_id,
-                 {"role": rbac.role_key(role.orgtypeid, role.name), "path": perm.path})
+    form, op, role, path = await toggle(request, GRANT)
+    await _audit(request, op, "rolepermission", str(form.get("role_id", "")), {"role": role, "path": path})
     back = str(form.get("back", ""))
     return Redirect(path=back if back.startswith("/rbac/") else "/rbac/grants", status_code=303)
 
@@ -108,22 +136,8 @@ async def users_page(request: Request) -> Template:
 
 @post("/rbac/users", include_in_schema=False)
 async def change_user_role(request: Request) -> Redirect:
-    form = await request.form()
-    user_id, role_id, op = str(form.get("user_id", "")), str(form.get("role_id", "")), str(form.get("op", ""))
-    if op not in ("add", "remove"):
-        raise CrudError(400, "op must be add or remove")
-    u, ur, r = rbac.table("users"), rbac.table("userrole"), rbac.table("role")
-    async with ctx_of(request).rbac_db.begin() as conn:
-        user = (await conn.execute(select(u.c.username).where(u.c.id == user_id))).first()
-        role = (await conn.execute(select(r.c.orgtypeid, r.c.name).where(r.c.id == role_id))).first()
-        if user is None or role is None:
-            raise CrudError(404, "no such user or role")
-        await conn.execute(delete(ur).where(ur.c.userid == user_id, ur.c.roleid == role_id))
-        if op == "add":
-            await conn.execute(insert(ur).values(id=new_id(), userid=user_id, roleid=role_id))
-    rbac.invalidate()
-    await _audit(request, f"role_{op}", "userrole", user_id,
-                 {"user": user.username, "role": rbac.role_key(role.orgtypeid, role.name)})
+    form, op, role, user = await toggle(request, MEMBERSHIP)
+    await _audit(request, f"role_{op}", "userrole", str(form.get("user_id", "")), {"user": user, "role": role})
     return Redirect(path="/rbac/users", status_code=303)
 
 

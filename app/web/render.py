@@ -15,7 +15,7 @@ ADMIN_PAGES = (("/rbac/grants", "权限分配", "Grants"), ("/rbac/users", "用�
 
 def menu_for(request: Request) -> list[dict[str, Any]]:
     """Modules and tables, keeping only the list pages this user's grants open."""
-    from app.web.auth import principal_of
+    from app.auth.principal import principal_of
 
     principal = principal_of(request)
     lang = lang_of(request)
@@ -39,7 +39,7 @@ def menu_for(request: Request) -> list[dict[str, Any]]:
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Template:
-    from app.web.auth import principal_of
+    from app.auth.principal import principal_of
 
     context.setdefault("principal", principal_of(request))
     context.setdefault("menu", menu_for(request))

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from app.core.catalog import TableView
 from app.core.clock import utcnow
 from app.core.context import ctx_of
-from app.crud.store import jsonable
-from app.web.pages import actor_of
+from app.crud.rows import jsonable
+from app.web.views.common import actor_of
 from modules.pipeline_core import publish as svc
 
 VERSIONS_SHOWN = 20
@@ -57,7 +57,7 @@ async def _publishers(ctx: Any, conn: Any, version_ids: list[str]) -> dict[str, 
 async def versions_block(request: Request, tv: TableView, row: dict[str, Any]) -> list[str]:
     """The pipeline's latest versions, each with its diff against the one before, rollback buttons
     for the others, and what changed since the last publish (with what would stop a publish)."""
-    from app.web.auth import principal_of
+    from app.auth.principal import principal_of
 
     ctx = ctx_of(request)
     ptv, stv, vtv = svc.tables_of(ctx)

@@ -34,7 +34,8 @@ from app.core.clock import utcnow
 from app.core.context import AppContext
 from app.core.ids import new_id
 from app.core.retry import Retryable, retrying
-from app.crud.store import Actor, CrudError, audit, jsonable
+from app.crud.rows import Actor, CrudError, jsonable
+from app.crud.store import audit
 from modules.pipeline_ops.pricing import pick_price
 
 PUBLISHABLE = ("draft", "active")

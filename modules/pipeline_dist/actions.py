@@ -1,6 +1,6 @@
 """Distributor record page: key buttons (generate / rotate / revoke) and its effective prices.
 
-Each key action serves the page button and the JSON API (app/actions.py). The JSON caller gets
+Each key action serves the page button and the JSON API (app/web/actions.py). The JSON caller gets
 `{"api_key", "prefix"}`; the page gets `_secret`, which the runtime shows once on the record
 page and never again. The two answers are told apart by the path so the JSON body never carries
 `_secret` and the page never carries the key outside that one-time block.
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.core.catalog import TableView
 from app.core.clock import utcnow
 from app.core.context import ctx_of
-from app.crud.store import CrudError, public
+from app.crud.rows import CrudError, public
 from app.web.ui import lang_of
 from modules.pipeline_dist.keys import issue_key, revoke_key
 from modules.pipeline_ops.pricing import bilingual, choice_label, describe, resolve_prices, table_html
@@ -44,7 +44,7 @@ def _answer(request: Request, key: str, row: dict[str, Any], extra: dict[str, An
 
 
 async def generate_key(request: Request, tv: TableView, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    from app.web.pages import actor_of
+    from app.web.views.common import actor_of
 
     _only(data, set())
     key, row = await issue_key(ctx_of(request), actor_of(request), row_id)
@@ -53,7 +53,7 @@ async def generate_key(request: Request, tv: TableView, row_id: str, data: dict[
 
 async def rotate_key(request: Request, tv: TableView, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """Body (optional): `{"grace_hours": n}` — how long the old key keeps working; 0 for a leak."""
-    from app.web.pages import actor_of
+    from app.web.views.common import actor_of
 
     _only(data, {"grace_hours"})
     key, row = await issue_key(ctx_of(request), actor_of(request), row_id, rotate=True,
@@ -64,7 +64,7 @@ async def rotate_key(request: Request, tv: TableView, row_id: str, data: dict[st
 
 async def revoke_key_action(request: Request, tv: TableView, row_id: str,
                             data: dict[str, Any]) -> dict[str, Any]:
-    from app.web.pages import actor_of
+    from app.web.views.common import actor_of
 
     _only(data, set())
     return public(tv, await revoke_key(ctx_of(request), actor_of(request), row_id))

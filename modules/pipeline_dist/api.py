@@ -1,149 +1,45 @@
 """The distributor API (`/api/dist/v1`): keyed JSON endpoints other companies call.
 
-Contract: /work/shared/design/distributor-api.md. The key comes in `Authorization: Bearer` (or
-`X-API-Key`), never the query string; a guard checks it before the body is even parsed, so every
-key problem is the same 401 whatever else is wrong with the request. Verified keys are cached per
-worker for `key_cache_seconds` (revocation takes effect within that on every worker) and a
-malformed key is refused without a query. Admission and finish are `modules.pipeline_dist.admission`; the
-rest (listings, usage, quota) are plain SQLAlchemy reads. Bodies are msgspec Structs, so the
-OpenAPI document at /schema is the real shape, and unknown fields are refused.
+Every route is behind the key check (`key_auth`, the router's middleware). Admission and finish
+are `admission`; the rest (listings, usage, quota) are plain SQLAlchemy reads. Bodies are
+`bodies`' Structs. The plugin (`plugin`) mounts `handlers`.
 """
 from __future__ import annotations
 
-import logging
-import os
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Litestar, Request, Response, Router, get, post
-from litestar.connection import ASGIConnection
+from litestar import Request, Response, Router, get, post
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, JSONBody, QueryParameter
-from msgspec import Meta, Struct
 from sqlalchemy import and_, case, func, literal, select
 
-from app.core.cache import TTLCache
-from app.core.clock import business_day, midnight_utc, utcnow
+from app.core.clock import business_day, clamp_day, midnight_utc, utcnow
 from app.core.context import AppContext
-from app.core.ids import new_id
 from app.web.errors import documented_errors, error_response
-from modules.pipeline_dist import admission as adm
-from modules.pipeline_dist.key_format import well_formed
-from modules.pipeline_ops.pricing import q6
+from modules.pipeline_dist.admission import admit, finish
+from modules.pipeline_dist.bodies import (
+    AdmitIn,
+    CallOut,
+    FinishIn,
+    PipelineOut,
+    PipelineQuota,
+    PriceOut,
+    QuotaOut,
+    QuotaReport,
+    StepOut,
+    UsageOut,
+    UsageRow,
+    call_out,
+    money,
+)
+from modules.pipeline_dist.key_auth import distributor_of, key_middleware
+from modules.pipeline_dist.limits import DistError, Limit, limits_for
+from modules.pipeline_dist.state import state_of
 
-log = logging.getLogger("pipeline.dist")
-
-STATE_KEY = "dist"
-_UNKNOWN = object()  # a key the cache does not know (None is a cached refusal)
-DISTRIBUTOR = "dist_distributor"  # scope["state"] key the guard fills
 MAX_USAGE_DAYS = 92
-QUERY_KEY_NAMES = frozenset({b"api_key", b"apikey", b"api-key", b"key", b"access_token", b"token"})
-MAX_UNITS = 10**15
-
-
-# ---- bodies (the OpenAPI schema is generated from these) ------------------------------------------
-
-class AdmitIn(Struct, forbid_unknown_fields=True):
-    request_id: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$",
-                                    description="Your idempotency key: the same value again returns the first "
-                                                "answer and is never charged twice.",
-                                    examples=["order-20261123-0001"])]
-    units: Annotated[int, Meta(ge=0, le=MAX_UNITS, description="Units to charge at admission (default 1); "
-                                                               "finish may correct them.", examples=[1])] = 1
-
-
-class FinishIn(Struct, forbid_unknown_fields=True):
-    status: Annotated[Literal["succeeded", "failed"], Meta(examples=["succeeded"])]
-    units: Annotated[int, Meta(ge=0, le=MAX_UNITS, description="Final units (omit to keep the admitted units).",
-                               examples=[1200])] | None = None
-
-
-class QuotaOut(Struct):
-    limit: Annotated[str, Meta(examples=["pipeline.daily"], description=(
-        "distributor.* = your account's limits; link.* = your quota on this pipeline; pipeline.* = the "
-        "pipeline's total capacity, shared by all its distributors."))]
-    max: int | None
-    used: int
-    remaining: int | None
-    reset: Annotated[int | None, Meta(description="Seconds until the period restarts (null for concurrency).")]
-
-
-class CallOut(Struct):
-    call_id: Annotated[str, Meta(examples=["019a9f2c6b1e4d2a9c0b7e3f5a6d8c10"])]
-    pipeline: Annotated[str, Meta(examples=["ocr-invoice"])]
-    request_id: str
-    status: Annotated[str, Meta(examples=["running"], description="running, succeeded, failed or expired")]
-    version_no: int | None
-    units: int
-    unit_price: Annotated[str | None, Meta(examples=["0.020000"], description="Decimal string")]
-    amount: Annotated[str | None, Meta(examples=["0.020000"], description="Decimal string")]
-    currency: Annotated[str, Meta(examples=["CNY"])]
-    started_at: Annotated[str, Meta(examples=["2026-11-23T08:00:00Z"])]
-    lease_expires_at: str | None
-    finished_at: str | None = None
-    latency_ms: int | None = None
-    quotas: list[QuotaOut] | None = None
-
-
-class PriceOut(Struct):
-    mode: Annotated[str, Meta(examples=["unit"], description="unit or package")]
-    unit_price: Annotated[str, Meta(examples=["0.020000"])]
-    package_units: int | None
-    package_price: str | None
-    currency: Annotated[str, Meta(examples=["CNY"])]
-    billing_unit: Annotated[str, Meta(examples=["call"])]
-
-
-class StepOut(Struct):
-    seq: int
-    name: str
-    step_type: str | None
-    model: str | None
-    parallel_group: str | None
-
-
-class PipelineOut(Struct):
-    code: Annotated[str, Meta(examples=["ocr-invoice"])]
-    name: str
-    description: str | None
-    version_no: int
-    price: PriceOut
-    steps: list[StepOut] | None = None
-
-
-class UsageRow(Struct):
-    date: Annotated[str, Meta(examples=["2026-11-23"], description="Business day (see `timezone`).")]
-    pipeline: str
-    currency: str
-    calls: int
-    running: int
-    succeeded: int
-    failed: int
-    expired: int
-    units: int
-    amount: Annotated[str, Meta(examples=["12.340000"])]
-
-
-class UsageOut(Struct):
-    timezone: Annotated[str, Meta(examples=["Asia/Shanghai"])]
-    date_from: Annotated[str, Meta(examples=["2026-11-17"])]
-    date_to: Annotated[str, Meta(examples=["2026-11-23"])]
-    rows: list[UsageRow]
-
-
-class PipelineQuota(Struct):
-    pipeline: str
-    quotas: list[QuotaOut]
-
-
-class QuotaReport(Struct):
-    timezone: str
-    distributor: list[QuotaOut]
-    pipelines: list[PipelineQuota]
-
 
 DIST_ERROR_TEXT = {
     400: "Bad JSON, wrong types or unknown fields (field messages in `fields`).",
@@ -156,112 +52,7 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     return documented_errors(*statuses, text=DIST_ERROR_TEXT)
 
 
-# ---- state, startup, shutdown ------------------------------------------------------------------------
-
-class DistState:
-    def __init__(self, store: adm.Store, sweeper: adm.Sweeper, keys: TTLCache):
-        self.store, self.sweeper, self.keys = store, sweeper, keys
-
-
-def state_of(request: ASGIConnection) -> DistState:
-    return request.app.state.ctx.extras[STATE_KEY]
-
-
-def distributor_of(request: ASGIConnection) -> str:
-    """The caller's distributor id (the guard put it there)."""
-    return request.scope["state"][DISTRIBUTOR]["id"]
-
-
-async def startup(app: Litestar) -> None:
-    """After the engines exist (AppContext.start): the store (raw pool on MariaDB), the sweeper,
-    and the API's security schemes in the OpenAPI document (built lazily, on the first /schema)."""
-    ctx: AppContext = app.state.ctx
-    store = await adm.open_store(ctx.settings, ctx.db, ctx.catalog)
-    sweeper = adm.Sweeper(store, ctx.settings)
-    sweeper.start()
-    ctx.extras[STATE_KEY] = DistState(store, sweeper, TTLCache(ctx.settings.key_cache_seconds))
-    config = app.openapi_config
-    if config is not None:
-        schemes = Components(security_schemes={
-            "DistributorKey": SecurityScheme(type="http", scheme="bearer", bearer_format="pdk_ key",
-                                             description="Authorization: Bearer pdk_…"),
-            "DistributorApiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header")})
-        existing = config.components if isinstance(config.components, list) else [config.components]
-        if not any(c.security_schemes and "DistributorKey" in c.security_schemes for c in existing):
-            config.components = [*existing, schemes]
-
-
-async def shutdown(app: Litestar) -> None:
-    state: DistState | None = app.state.ctx.extras.pop(STATE_KEY, None)
-    if state is not None:
-        await state.sweeper.stop()
-        await state.store.close()
-
-
-# ---- key check (a guard: runs before the body is parsed) ------------------------------------------------
-
-def _presented_key(scope: Any) -> str | None:
-    """`Authorization: Bearer <key>`, else `X-API-Key`, from the raw ASGI headers (no Headers object:
-    this runs on every call)."""
-    api_key = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, rest = value.decode("latin-1").strip().partition(" ")
-            return rest.strip() if scheme.lower() == "bearer" else None
-        if name == b"x-api-key":
-            api_key = value.decode("latin-1").strip()
-    return api_key
-
-
-def key_middleware(app: Any) -> Any:
-    """The key check as the API router's middleware: like a guard it runs before the body is parsed
-    (a bad key is a 401 whatever the body), but without the copy of the route handler Litestar
-    makes for every guard call (3 % of a call's CPU)."""
-
-    async def middleware(scope: dict, receive: Any, send: Any) -> None:
-        await require_key(scope)
-        await app(scope, receive, send)
-
-    return middleware
-
-
-async def require_key(scope: dict) -> None:
-    """Resolve the caller's distributor into the scope state (`distributor_of`) or refuse with 401.
-    A cached key costs a dict lookup; a malformed one is refused before any query. A key in the
-    query string is refused outright: URLs end up in logs."""
-    query = scope.get("query_string")
-    if query and any(part.partition(b"=")[0].lower() in QUERY_KEY_NAMES for part in query.split(b"&")):
-        adm.tally("rejected", "unauthorized")
-        raise adm.DistError(401, "send the key in the Authorization header, never in the URL")
-    key = _presented_key(scope)
-    ctx: AppContext = scope["litestar_app"].state.ctx
-    state: DistState = ctx.extras[STATE_KEY]
-    distributor = state.keys.peek(key, _UNKNOWN) if key else None
-    if not key:
-        reason = "missing"
-    elif distributor is not _UNKNOWN:
-        reason = "unknown, revoked or expired key, or distributor not active (cached)"
-    elif not well_formed(key):
-        distributor, reason = None, "malformed"
-    else:
-        async def load() -> dict | None:
-            from modules.pipeline_dist.keys import verify_key
-
-            async with ctx.db.connect() as conn:
-                row = await verify_key(conn, ctx.settings, key)
-            return None if row is None else {"id": row["id"], "name": row["name"]}
-
-        distributor = await state.keys.get(key, load)
-        reason = "unknown, revoked or expired key, or distributor not active"
-    if distributor is not None:
-        scope.setdefault("state", {})[DISTRIBUTOR] = distributor
-        return
-    log.info("distributor API refused %s %s: %s key", scope.get("method"), scope["path"], reason)
-    adm.tally("rejected", "unauthorized")
-    raise adm.DistError(401, "invalid or missing API key")
-
-
-def dist_error_handler(request: Request, exc: adm.DistError) -> Response:
+def dist_error_handler(request: Request, exc: DistError) -> Response:
     if exc.status == 401:
         return error_response(401, exc.message, headers={"WWW-Authenticate": 'Bearer realm="distributor API"'})
     if exc.status == 429 and exc.limit is not None:
@@ -271,7 +62,7 @@ def dist_error_handler(request: Request, exc: adm.DistError) -> Response:
     return error_response(exc.status, exc.message, code=exc.code)
 
 
-def rate_headers(limit: adm.Limit, used: int) -> dict[str, str]:
+def rate_headers(limit: Limit, used: int) -> dict[str, str]:
     """IETF draft RateLimit-* (and X-RateLimit-* for older clients), all in delta seconds."""
     reset = str(limit.reset if limit.reset is not None else 1)
     remaining = str(max(0, (limit.limit or 0) - used))
@@ -280,25 +71,6 @@ def rate_headers(limit: adm.Limit, used: int) -> dict[str, str]:
     if remaining == "0":
         headers["Retry-After"] = reset
     return headers
-
-
-# ---- output helpers ---------------------------------------------------------------------------------------
-
-def money(value: Any) -> str | None:
-    return None if value is None else str(q6(Decimal(value)))
-
-
-def stamp(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat() + "Z"
-
-
-def call_out(call: dict[str, Any], quotas: list[dict[str, Any]] | None = None) -> CallOut:
-    return CallOut(call_id=call["id"], pipeline=call["code"], request_id=call["request_id"], status=call["status"],
-                   version_no=call["version_no"], units=int(call["units"]), unit_price=money(call["unit_price"]),
-                   amount=money(call["amount"]), currency=call["currency"], started_at=stamp(call["started_at"]),
-                   lease_expires_at=stamp(call["lease_expires_at"]), finished_at=stamp(call.get("finished_at")),
-                   latency_ms=call.get("latency_ms"),
-                   quotas=None if quotas is None else [QuotaOut(**q) for q in quotas])
 
 
 _encode = msgspec.json.Encoder().encode
@@ -335,7 +107,7 @@ class JSONBytes:
                  200: ResponseSpec(CallOut, description="A repeat of an admitted request_id: the first answer."),
                  **_errors(400, 401, 404, 409, 429)})
 async def admit_call(request: Request, code: FromPath[str], data: JSONBody[AdmitIn]) -> JSONBytes:
-    result = await adm.admit(state_of(request).store, request.app.state.ctx.settings,
+    result = await admit(state_of(request).store, request.app.state.ctx.settings,
                              distributor_id=distributor_of(request), code=code, request_id=data.request_id,
                              units=data.units,
                              client_ip=client_ip(request))
@@ -355,7 +127,7 @@ async def admit_call(request: Request, code: FromPath[str], data: JSONBody[Admit
                   "Finishing again, or after the lease expired the call, returns the settled call.",
       responses={200: ResponseSpec(CallOut, description="The settled call."), **_errors(400, 401, 404)})
 async def finish_call(request: Request, call_id: FromPath[str], data: JSONBody[FinishIn]) -> JSONBytes:
-    call = await adm.finish(state_of(request).store, distributor_id=distributor_of(request), call_id=call_id,
+    call = await finish(state_of(request).store, distributor_id=distributor_of(request), call_id=call_id,
                             status=data.status, units=data.units)
     return JSONBytes(_encode(call_out(call)))
 
@@ -406,7 +178,7 @@ async def get_pipeline(request: Request, code: FromPath[str]) -> PipelineOut:
     ctx: AppContext = request.app.state.ctx
     found = await _offered(ctx, distributor_of(request), code)
     if not found:
-        raise adm.DistError(404, "pipeline not found")
+        raise DistError(404, "pipeline not found")
     out = found[0]
     p, v = ctx.catalog.tables["pipelines"].table, ctx.catalog.tables["pipeline_versions"].table
     async with ctx.db.connect() as conn:
@@ -428,13 +200,13 @@ async def usage(request: Request,
     ctx: AppContext = request.app.state.ctx
     tz_name = ctx.settings.business_timezone
     today = business_day(tz_name, utcnow())
-    date_to = date_to or today
-    date_from = date_from or date_to - timedelta(days=6)
+    date_to = clamp_day(date_to or today)
+    date_from = clamp_day(date_from or date_to - timedelta(days=6))
     if date_from > date_to:
-        raise adm.DistError(400, "`from` is after `to`")
+        raise DistError(400, "`from` is after `to`")
+    if (date_to - date_from).days >= MAX_USAGE_DAYS:
+        raise DistError(400, f"at most {MAX_USAGE_DAYS} days at a time")
     days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
-    if len(days) > MAX_USAGE_DAYS:
-        raise adm.DistError(400, f"at most {MAX_USAGE_DAYS} days at a time")
     bounds = [midnight_utc(d, tz_name) for d in [*days, date_to + timedelta(days=1)]]
     u, p = ctx.catalog.tables["pipeline_usage_log"].table, ctx.catalog.tables["pipelines"].table
     day = case(*[(u.c.started_at < bounds[i + 1], literal(d.isoformat())) for i, d in enumerate(days)])
@@ -480,17 +252,17 @@ async def quota(request: Request) -> QuotaReport:
                    (lk.c.effective_to.is_(None)) | (lk.c.effective_to > now))
             .order_by(p.c.code).limit(1000))).all()
         base = {"d_daily": dist[0], "d_monthly": dist[1], "d_conc": dist[2]}
-        per_pipeline = [(r[1], adm.limits_for({**base, "l_daily": r[2], "l_monthly": r[3], "c_status": r[4],
+        per_pipeline = [(r[1], limits_for({**base, "l_daily": r[2], "l_monthly": r[3], "c_status": r[4],
                                                 "c_daily": r[5], "c_monthly": r[6], "c_conc": r[7]},
                                                distributor_id, r[0], ctx.settings.business_timezone, now))
                         for r in links]
-        own = [lim for lim in adm.limits_for(base, distributor_id, "-", ctx.settings.business_timezone, now)
+        own = [lim for lim in limits_for(base, distributor_id, "-", ctx.settings.business_timezone, now)
                if lim.name.startswith("distributor.")]
         ids = {lim.counter_id for lim in own} | {lim.counter_id for _, lims in per_pipeline for lim in lims}
         q = t["quota_counters"].table
         used = {row.id: int(row.used) for row in await conn.execute(select(q.c.id, q.c.used).where(q.c.id.in_(ids)))}
 
-    def shown(lims: list[adm.Limit]) -> list[QuotaOut]:
+    def shown(lims: list[Limit]) -> list[QuotaOut]:
         return [QuotaOut(**lim.quota(used.get(lim.counter_id, 0))) for lim in lims
                 if lim.limit is not None or lim.reset is None]
 
@@ -499,32 +271,7 @@ async def quota(request: Request) -> QuotaReport:
         for code, lims in per_pipeline])
 
 
-@post("/api/dist/bench/floor/{code:str}", include_in_schema=False, status_code=200)
-async def bench_floor(request: Request, code: FromPath[str]) -> Response:
-    """Benchmark floor (mounted only with PIPELINE_BENCH=1, see bench/README.md): the least a
-    request of this app that writes can cost: same app, middleware and worker, one indexed SELECT
-    and one INSERT in a transaction on the raw aiomysql pool, no key, no body."""
-    store = state_of(request).store
-    if not isinstance(store, adm.RawStore):
-        return error_response(404, "the benchmark floor needs MariaDB")
-    call_id, now = new_id(), utcnow()
-    async with store.gate, store.pool.acquire() as conn:  # the same pool discipline as the real path
-        async with conn.cursor() as cur:
-            await cur.execute("SELECT id FROM pipelines WHERE code = %s", (code,))
-            row = await cur.fetchone()
-            if row is None:
-                await conn.rollback()
-                return error_response(404, "pipeline not found")
-            await cur.execute("INSERT INTO pipeline_usage_log (id, pipeline_id, units, currency, status, started_at, "
-                              "created_at, updated_at) VALUES (%s, %s, 1, 'CNY', 'succeeded', %s, %s, %s)",
-                              (call_id, row[0], now, now, now))
-        await conn.commit()
-    return Response({"id": call_id})
-
-
 handlers: list = [Router(
     "/api/dist/v1", route_handlers=[list_pipelines, get_pipeline, admit_call, finish_call, usage, quota],
-    middleware=[key_middleware], exception_handlers={adm.DistError: dist_error_handler}, tags=["Distributor API"],
+    middleware=[key_middleware], exception_handlers={DistError: dist_error_handler}, tags=["Distributor API"],
     security=[{"DistributorKey": []}, {"DistributorApiKey": []}])]
-if os.environ.get("PIPELINE_BENCH") == "1":
-    handlers.append(bench_floor)

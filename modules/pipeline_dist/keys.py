@@ -12,15 +12,16 @@ from __future__ import annotations
 import hmac
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import cache
 from typing import Any
 
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.catalog import current_catalog
 from app.core.clock import utcnow
 from app.core.config import Settings
-from app.crud.store import Actor, CrudError, audit, get_row
+from app.crud.rows import Actor, CrudError
+from app.crud.store import audit, get_row
 from modules.pipeline_dist.key_format import display_prefix, generate_key, key_hash, well_formed
 
 MAX_GRACE_HOURS = 24 * 30
@@ -104,16 +105,10 @@ async def distributor_id_by_name(ctx: Any, name: str) -> str | None:
         return (await conn.execute(select(t.c.id).where(t.c.name == name))).scalar()
 
 
-@cache
 def _distributors() -> Table:
-    """The distributors table for callers that have settings but no catalog (`verify_key`)."""
-    from sqlalchemy import MetaData
-
-    from app.core.config import ROOT
-    from generators.schema import add_table
-    from generators.spec import load_spec
-
-    return add_table(load_spec(ROOT / "models" / "pipeline_dist" / "distributors.json"), MetaData())
+    """The distributors table of the catalog this process loaded, for `verify_key`, whose callers
+    have settings but no catalog."""
+    return current_catalog().tables["distributors"].table
 
 
 async def verify_key(conn: AsyncConnection, settings: Settings, key: str, *,

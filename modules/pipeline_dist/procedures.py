@@ -40,7 +40,7 @@ def usage_insert(param: Callable[[str], str]) -> str:
     return f"INSERT INTO pipeline_usage_log ({', '.join(columns)}) VALUES ({', '.join(values)})"
 
 
-# A member of a batch is a JSON array in this order (`dist_admission._batch`); the procedure reads
+# A member of a batch is a JSON array in this order (`mariadb_store._batch`); the procedure reads
 # the batch with JSON_TABLE and FETCHes each member into variables anchored to the columns.
 ADMIT_MEMBER = ("ver", "n", "now", *[f"c{i}" for i in range(MAX_COUNTERS)], *[f"l{i}" for i in range(MAX_COUNTERS)],
                 *[f"u_{c}" for c in USAGE_PARAMS])

@@ -13,11 +13,11 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from litestar import Request, get
+from litestar import Request
 from litestar.response import Template
 from sqlalchemy import and_, case, func, select
 
-from app.core.clock import business_day, day_bounds, utcnow
+from app.core.clock import business_day, clamp_day, day_bounds, utcnow
 from app.core.context import ctx_of
 from app.web.render import render
 from app.web.ui import lang_of
@@ -114,14 +114,14 @@ async def distributor_chart(request: Request, tv: Any, row: dict[str, Any]) -> s
 
 def _parse_day(text: str | None, default: date) -> date:
     try:
-        return date.fromisoformat(text) if text else default
+        return clamp_day(date.fromisoformat(text)) if text else default
     except ValueError:
         return default
 
 
-@get("/pipeline_ops/usage_daily", include_in_schema=False)
 async def usage_daily(request: Request) -> Template:
-    """Totals per business day × distributor × pipeline, filterable, at most 62 days at once."""
+    """Totals per business day × distributor × pipeline, filterable, at most 62 days at once
+    (a page of the `pages` hook: module.json gives its path)."""
     ctx = ctx_of(request)
     today = business_day(ctx.settings.business_timezone, utcnow())
     last = _parse_day(request.query_params.get("to"), today)
@@ -170,5 +170,3 @@ async def usage_daily(request: Request) -> Template:
         timezone=ctx.settings.business_timezone,
     )
 
-
-PAGES = [usage_daily]

@@ -10,7 +10,7 @@ from app.core.clock import utcnow
 from app.core.context import AppContext
 from app.core.db import make_engine
 from app.core.ids import new_id
-from app.crud.store import Actor
+from app.crud.rows import Actor
 
 ACTOR = Actor("u-publisher", "publisher", "127.0.0.1")
 STAMPS = ("created_at", "updated_at")

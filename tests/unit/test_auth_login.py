@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, update
 
 from app.auth import rbac
 from app.auth.sessions import sessions_table, throttle_table
+from app.auth.throttle import login_keys
 from app.core.clock import utcnow
 
 ADMIN_PW = AUTH_USERS["admin"][0]
@@ -176,10 +177,13 @@ async def test_throttle_per_ip_catches_spraying_usernames(auth_env, clock):
 async def test_waits_double_and_a_success_is_possible_after_the_cap(auth_env):
     t = throttle_table()
     now = utcnow()
-    async with auth_env.app_db.begin() as conn:  # a stranger already failed 40 times for this user
-        await conn.execute(insert(t).values(id="u:admin", fail_count=40, last_fail=now, locked_until=now))
+    users = rbac.table("users")
+    admin_id = await auth_env.scalar(auth_env.rbac_db, select(users.c.id).where(users.c.username == "admin"))
+    key = next(k for k in login_keys(admin_id, "testclient") if k.startswith("u:"))
+    async with auth_env.app_db.begin() as conn:  # 40 failures for this user from this address already
+        await conn.execute(insert(t).values(id=key, fail_count=40, last_fail=now, locked_until=now))
     await auth_env.op.login("admin", WRONG)
     async with auth_env.app_db.connect() as conn:
-        row = (await conn.execute(select(t.c.fail_count, t.c.locked_until).where(t.c.id == "u:admin"))).one()
+        row = (await conn.execute(select(t.c.fail_count, t.c.locked_until).where(t.c.id == key))).one()
     assert row.fail_count == 41
     assert 899 <= (row.locked_until - now).total_seconds() <= 902  # capped at 15 minutes

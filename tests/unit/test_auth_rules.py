@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 
 from app.auth import rbac
-from app.auth.sessions import throttle_delay
-from app.web.auth import Principal, safe_next
+from app.auth.principal import Principal
+from app.auth.throttle import throttle_delay
+from app.web.auth import safe_next
 
 
 @pytest.mark.parametrize("grant, path, expected", [

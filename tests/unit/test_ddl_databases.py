@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.core.db import dialect_name, make_engine
 from generators.ddl import ddl_statements
-from generators.spec import load_specs
+from generators.loader import load_specs
 from generators.sync import plan_sync
 
 

@@ -13,7 +13,8 @@ import pytest
 from helpers import seed
 
 from app.core.ids import new_id
-from app.crud.store import Actor, CrudError, create_row, update_row
+from app.crud.rows import Actor, CrudError
+from app.crud.store import create_row, update_row
 from modules.pipeline_ops.pricing import Price, period_bounds, pick_price, resolve_price, resolve_prices
 
 T0 = datetime(2025, 1, 1)

@@ -9,7 +9,7 @@ import pytest
 from publishing import ACTOR, STAMPS, TWO_STEPS, add_price, make_pipeline, rows, steps_of
 
 from app.core.clock import utcnow
-from app.crud.store import CrudError
+from app.crud.rows import CrudError
 from modules.pipeline_core import publish as svc
 
 # ---- publish --------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from publishing import ACTOR, T, TWO_STEPS, add_price, make_pipeline, on_own_eng
 from sqlalchemy import delete, insert, update
 
 from app.core.ids import new_id
-from app.crud.store import CrudError
+from app.crud.rows import CrudError
 from modules.pipeline_core import publish as svc
 
 # ---- roll back ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from helpers import ADMIN_PASSWORD, Operator, concrete, routes
 async def test_every_route_is_guarded(live_app, db_url):
     from app.auth import rbac
     from app.core.db import make_engine
-    from app.web.auth import path_allowed
+    from app.auth.principal import path_allowed
 
     app, client = live_app
     settings = app.state.ctx.settings

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from app.cli.db_sync import default_models, sync_command
 from app.core.db import make_engine
 from generators.schema import build_metadata
-from generators.spec import load_specs
+from generators.loader import load_specs
 from generators.sync import (
     Plan,
     SyncError,

@@ -15,8 +15,10 @@ import pytest
 from helpers import ECOSYSTEM, ROOT
 
 from generators.ddl import ddl_text
-from generators.spec import SpecError, load_spec, load_specs, parse_spec, spec_to_raw
-from generators.xlsx_spec import convert, read_xlsx, write_xlsx, xlsx_bytes
+from generators.loader import convert, load_spec, load_specs
+from generators.raw_spec import parse_spec, spec_to_raw
+from generators.spec import SpecError
+from generators.xlsx_spec import read_xlsx, write_xlsx, xlsx_bytes
 
 DIALECTS = ("mysql", "sqlite", "postgresql")
 MODEL_JSONS = sorted((ROOT / "models").rglob("*.json"))

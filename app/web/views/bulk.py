@@ -1,17 +1,19 @@
 """Bulk actions on selected rows of a list: delete, or set a choice field; one transaction each."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody
 from litestar.response import Redirect, Response
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
-from app.crud.store import CrudError, change_row, delete_rows
-from app.web.errors import OPERATOR_ERRORS
-from app.web.pages import _error_html, actor_of
+from app.crud.rows import CrudError
+from app.crud.store import change_row, delete_rows
+from app.web.views.common import Route, actor_of, error_page
 
 MAX_SELECTED = 1000
 
@@ -19,6 +21,14 @@ MAX_SELECTED = 1000
 def bulk_fields(tv: TableView) -> list[str]:
     """Fields a bulk "set" may change: the writable choice fields."""
     return [n for n in tv.view["form_fields"] if tv.fields[n].choices]
+
+
+def bulk_ops(tv: TableView) -> list[tuple[str, Any, Any]]:
+    """The list's bulk menu: (op, field, choice); op is `delete` or `set:<field>:<value>`."""
+    ops: list[tuple[str, Any, Any]] = [("delete", None, None)]
+    for name in bulk_fields(tv):
+        ops += [(f"set:{name}:{c.value}", tv.fields[name], c) for c in tv.fields[name].choices]
+    return ops
 
 
 async def apply_bulk(request: Request, tv: TableView, ids: list[str], action: str, value: str) -> int:
@@ -39,7 +49,10 @@ async def apply_bulk(request: Request, tv: TableView, ids: list[str], action: st
     return len(ids)
 
 
-def bulk_handlers(tv: TableView) -> list:
+def bulk_page(route: Route) -> list[HTTPRouteHandler]:
+    """The list's bulk form: back to the list with the count, or the error as a page."""
+    tv = route.table
+
     async def bulk(request: Request) -> Redirect | Response:
         form = await request.form()
         ids = [str(v) for v in form.getall("ids")] if "ids" in form else []
@@ -48,8 +61,15 @@ def bulk_handlers(tv: TableView) -> list:
         try:
             count = await apply_bulk(request, tv, ids, action, value)
         except CrudError as exc:
-            return Response(_error_html(exc), status_code=exc.status, media_type="text/html")
+            return error_page(exc)
         return Redirect(path=f"{tv.base}?_done={count}", status_code=303)
+
+    return [post(route.path, name=f"{tv.name}.bulk", include_in_schema=False)(bulk)]
+
+
+def bulk_endpoint(route: Route) -> Callable[..., Awaitable[Any]]:
+    """The JSON form of the same: `{"ids": [...], "action": ..., "value": ...}` → `{"count": n}`."""
+    tv = route.table
 
     async def bulk_api(request: Request, data: JSONBody[dict[str, Any]]) -> dict[str, int]:
         ids = data.get("ids")
@@ -58,6 +78,4 @@ def bulk_handlers(tv: TableView) -> list:
         count = await apply_bulk(request, tv, ids, str(data.get("action", "")), str(data.get("value", "")))
         return {"count": count}
 
-    return [post(f"{tv.base}/bulk", name=f"{tv.name}.bulk", include_in_schema=False)(bulk),
-            post(f"{tv.api}/bulk", operation_id=f"bulk_{tv.name}", responses=OPERATOR_ERRORS, tags=[tv.module],
-                 summary=f"Delete or set a field on many rows of {tv.name}")(bulk_api)]
+    return bulk_api

@@ -1,7 +1,8 @@
 """`pipeline-app dist genkey --distributor NAME [--rotate] [--grace-hours H]`: a key from the shell.
 
-The key goes to stdout alone (so it can be piped into a secret store); everything else goes to
-stderr. Same service as the record-page buttons, so the same rules and the same audit row.
+Registered through the `cli` hook (`COMMANDS`, shape in app.core.hooks). The key goes to stdout
+alone (so it can be piped into a secret store); everything else goes to stderr. Same service as
+the record-page buttons, so the same rules and the same audit row.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ async def _genkey_async(args: argparse.Namespace) -> int:
     from app.core.catalog import load_catalog
     from app.core.config import load_settings
     from app.core.context import AppContext
-    from app.crud.store import Actor, CrudError
+    from app.crud.rows import Actor, CrudError
     from modules.pipeline_dist.keys import distributor_id_by_name, issue_key
 
     settings = load_settings()
@@ -50,10 +51,10 @@ def _genkey(args: argparse.Namespace) -> int:
     return asyncio.run(_genkey_async(args))
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register `dist genkey` on the `pipeline-app` subcommands."""
-    dist = sub.add_parser("dist", help="distributors").add_subparsers(dest="dist_command", required=True)
-    g = dist.add_parser("genkey", help="generate (or --rotate) a distributor's API key; prints it once")
+def configure(dist: argparse.ArgumentParser) -> None:
+    """`pipeline-app dist ...`: its subcommands."""
+    commands = dist.add_subparsers(dest="dist_command", required=True)
+    g = commands.add_parser("genkey", help="generate (or --rotate) a distributor's API key; prints it once")
     g.add_argument("--distributor", required=True, metavar="NAME", help="the distributor's name")
     g.add_argument("--rotate", action="store_true", help="replace an existing key (the old one gets a grace)")
     g.add_argument("--grace-hours", type=float, default=None,
@@ -61,13 +62,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=_genkey)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m app.cli.dist dist genkey ...`), same arguments as pipeline-app."""
-    p = argparse.ArgumentParser(prog="pipeline-app")
-    add_parser(p.add_subparsers(dest="command", required=True))
-    args = p.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+COMMANDS = {"dist": ("distributors", configure)}

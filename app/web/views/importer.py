@@ -15,14 +15,17 @@ from typing import Any
 import anyio
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import Response, Template
 from openpyxl import Workbook, load_workbook
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
-from app.crud.store import Actor, CrudError, insert_row
+from app.crud.rows import CrudError
+from app.crud.store import insert_row
 from app.web.render import render
 from app.web.ui import lang_of
+from app.web.views.common import Route, actor_of
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 50_000
@@ -92,11 +95,7 @@ async def run_import(request: Request, tv: TableView, filename: str, content: by
     if len(body) > MAX_ROWS:
         raise CrudError(413, f"at most {MAX_ROWS} rows per import")
     report = Report(rows=len(body))
-    p = request
-    from app.web.auth import principal_of
-
-    who = principal_of(p)
-    actor = Actor(who.user_id, who.username, p.client.host if p.client else None)
+    actor = actor_of(request)
     ctx = ctx_of(request)
     conn_cm = ctx.db.connect()
     async with conn_cm as conn:
@@ -156,7 +155,10 @@ def template_workbook(tv: TableView, lang: str) -> bytes:
     return out.getvalue()
 
 
-def import_handlers(tv: TableView) -> list:
+def import_page(route: Route) -> list[HTTPRouteHandler]:
+    """The upload form, and the upload: a report of every row's problems, written or not by mode."""
+    tv = route.table
+
     async def page(request: Request) -> Template:
         return render(request, "import.html", tv=tv, report=None, mode="preview")
 
@@ -186,6 +188,17 @@ def import_handlers(tv: TableView) -> list:
         status = 200 if not report.errors else 422
         return render(request, "import.html", status_code=status, tv=tv, report=report, mode=mode)
 
+    return [
+        get(route.path, name=f"{tv.name}.import.get", include_in_schema=False)(page),
+        post(route.path, name=f"{tv.name}.import.post", include_in_schema=False,
+             request_max_body_size=MAX_BYTES + 65536)(upload),
+    ]
+
+
+def import_template(route: Route) -> list[HTTPRouteHandler]:
+    """The import template of `template_workbook`, in the UI language."""
+    tv = route.table
+
     async def template(request: Request) -> Response:
         data = await anyio.to_thread.run_sync(template_workbook, tv, lang_of(request))
         return Response(
@@ -194,13 +207,4 @@ def import_handlers(tv: TableView) -> list:
             headers={"Content-Disposition": f'attachment; filename="{tv.name}-template.xlsx"'},
         )
 
-    return [
-        get(f"{tv.base}/import", name=f"{tv.name}.import.get", include_in_schema=False)(page),
-        post(
-            f"{tv.base}/import",
-            name=f"{tv.name}.import.post",
-            include_in_schema=False,
-            request_max_body_size=MAX_BYTES + 65536,
-        )(upload),
-        get(f"{tv.base}/import_template.xlsx", name=f"{tv.name}.import_template", include_in_schema=False)(template),
-    ]
+    return [get(route.path, name=f"{tv.name}.import_template", include_in_schema=False)(template)]

@@ -14,14 +14,17 @@ from typing import Any
 
 import anyio
 from litestar import Request, get
+from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 from openpyxl import Workbook
 from sqlalchemy import select
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
-from app.crud.store import _order, _where, jsonable, parse_list_query
+from app.crud.query import order_by, parse_list_query, where_clauses
+from app.crud.rows import jsonable
 from app.web.ui import lang_of
+from app.web.views.common import Route
 
 CHUNK = 2000
 
@@ -41,7 +44,7 @@ async def rows_of(request: Request, tv: TableView, fields: list[str]) -> AsyncIt
     params = {k: v for k, v in request.query_params.items() if k not in ("page", "rows", "after")}
     lq = parse_list_query(tv, params)
     t = tv.table
-    stmt = select(*[t.c[n] for n in fields]).where(*_where(tv, lq)).order_by(*_order(tv, lq.sort))
+    stmt = select(*[t.c[n] for n in fields]).where(*where_clauses(tv, lq)).order_by(*order_by(tv, lq.sort))
     async with ctx_of(request).db.connect() as conn:
         result = await conn.stream(stmt.execution_options(yield_per=CHUNK))
         async for partition in result.partitions(CHUNK):
@@ -49,7 +52,10 @@ async def rows_of(request: Request, tv: TableView, fields: list[str]) -> AsyncIt
                 yield [jsonable(v) for v in row]
 
 
-def export_handlers(tv: TableView) -> list:
+def export_csv(route: Route) -> list[HTTPRouteHandler]:
+    """The list as CSV (UTF-8 with a BOM, so spreadsheet programs read the Chinese right)."""
+    tv = route.table
+
     async def to_csv(request: Request) -> Stream:
         fields = export_fields(tv)
 
@@ -70,6 +76,13 @@ def export_handlers(tv: TableView) -> list:
 
         return Stream(body(), media_type="text/csv; charset=utf-8",
                       headers={"Content-Disposition": f'attachment; filename="{tv.name}.csv"'})
+
+    return [get(route.path, name=f"{tv.name}.export_csv", include_in_schema=False)(to_csv)]
+
+
+def export_xlsx(route: Route) -> list[HTTPRouteHandler]:
+    """The list as xlsx, written in a worker thread to a temp file and streamed from it."""
+    tv = route.table
 
     async def to_xlsx(request: Request) -> Stream:
         fields = export_fields(tv)
@@ -103,5 +116,4 @@ def export_handlers(tv: TableView) -> list:
         return Stream(body(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                       headers={"Content-Disposition": f'attachment; filename="{tv.name}.xlsx"'})
 
-    return [get(f"{tv.base}/export.csv", name=f"{tv.name}.export_csv", include_in_schema=False)(to_csv),
-            get(f"{tv.base}/export.xlsx", name=f"{tv.name}.export_xlsx", include_in_schema=False)(to_xlsx)]
+    return [get(route.path, name=f"{tv.name}.export_xlsx", include_in_schema=False)(to_xlsx)]

@@ -1,43 +1,52 @@
-"""Routes for business actions (publish, generate key, ...): HTML button and JSON, one handler each."""
-
+"""Business actions (publish, generate key, ...): a record-toolbar button and a JSON operation per
+action, both calling the implementation the table's module registers (its `actions` hook)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Response, Template
 
 from app.core.catalog import TableView
-from app.crud.store import CrudError
-from app.web.errors import OPERATOR_ERRORS
+from app.core.hooks import hook
+from app.crud.rows import CrudError
+from app.web.render import render
+from app.web.views.common import Route
+from app.web.views.record import record_context
 
 Action = Callable[[Request, TableView, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-def make_action_handlers(tv: TableView, impls: dict[str, Action]) -> list:
-    """For each action in the view's toolbar: POST page route and POST JSON route."""
-    out = []
-    for act in tv.view["actions"]:
-        impl = impls.get(act["name"])
-        if impl is None:
-            raise RuntimeError(f"{tv.module}.{tv.name}: action {act['name']!r} has no implementation")
-        out += _pair(tv, act["name"], impl)
-    return out
+def action_of(route: Route) -> Action:
+    """The module's implementation of the route's action; a toolbar action without one fails startup."""
+    tv = route.table
+    impl = hook(tv.module, "actions").get(tv.name, {}).get(route.action)
+    if impl is None:
+        raise RuntimeError(f"{tv.module}.{tv.name}: action {route.action!r} has no implementation")
+    return impl
 
 
-def _pair(tv: TableView, name: str, impl: Action) -> list:
+def action_endpoint(route: Route) -> Callable[..., Awaitable[Any]]:
+    """JSON: the action's result, without the secret a page shows once."""
+    tv, impl = route.table, action_of(route)
+
     async def api(request: Request, id: FromPath[str], data: JSONBody[dict[str, Any] | None] = None) -> Response:  # noqa: A002
         result = await impl(request, tv, id, data or {})
         if isinstance(result, dict):
             result.pop("_secret", None)
         return Response(result, status_code=200)
 
-    async def page(request: Request, id: FromPath[str]) -> Template | Redirect:  # noqa: A002
-        from app.web.pages import record_context
-        from app.web.render import render
+    return api
 
+
+def action_page(route: Route) -> list[HTTPRouteHandler]:
+    """The toolbar button: back to the record, with the error, or with a secret shown once."""
+    tv, impl = route.table, action_of(route)
+
+    async def page(request: Request, id: FromPath[str]) -> Template | Redirect:  # noqa: A002
         form = await request.form()
         data = {k: v for k, v in form.items() if not k.startswith("_")}
         try:
@@ -57,13 +66,4 @@ def _pair(tv: TableView, name: str, impl: Action) -> list:
             return render(request, "record.html", **context, secret=secret)
         return Redirect(path=f"{tv.base}/{id}?saved=1", status_code=303)
 
-    return [
-        post(
-            f"{tv.api}/{{id:str}}/{name}",
-            operation_id=f"{name}_{tv.name}",
-            responses=OPERATOR_ERRORS,
-            tags=[tv.module],
-            summary=f"{name} ({tv.name})",
-        )(api),
-        post(f"{tv.base}/{{id:str}}/{name}", name=f"{tv.name}.{name}", include_in_schema=False)(page),
-    ]
+    return [post(route.path, name=f"{tv.name}.{route.action}", include_in_schema=False)(page)]

@@ -1,0 +1,212 @@
+"""SQL built from a list page's URL parameters, outside the views (as Datasette does): the
+filters, search, sort and paging a list request may carry, checked against the spec, then
+turned into one bound statement; and the lookups that show a code's text instead of its value.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.sql import operators
+
+from app.core.catalog import Catalog, TableView
+from app.core.context import AppContext
+from app.crud.rows import CrudError, jsonable, public
+from app.crud.validate import Invalid, coerce
+
+MAX_ROWS = 500
+MAX_PAGE = 1_000_000  # deeper than any list a person pages through; past it OFFSET overflows drivers
+COUNT_CAP = 10_000
+LIST_PARAMS = {"page", "rows", "sort", "q", "after"}
+
+
+
+@dataclass
+class ListQuery:
+    page: int = 1
+    rows: int = 20
+    sort: list[str] = field(default_factory=list)
+    q: str = ""
+    filters: dict[str, Any] = field(default_factory=dict)
+    ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    after: str = ""
+
+
+def parse_list_query(tv: TableView, params: dict[str, str]) -> ListQuery:
+    """Query string → ListQuery; any parameter the spec does not allow is a 400."""
+    errors: dict[str, str] = {}
+    lq = ListQuery(rows=tv.view["page_rows"])
+    filterable = set(tv.view["filter_fields"]) | {s["field"] for s in _parent_links(tv)}
+    for key, raw in params.items():
+        if key in ("page", "rows"):
+            try:
+                number = int(raw)
+                if number < 1:
+                    raise ValueError
+                if key == "page" and number > MAX_PAGE:
+                    errors[key] = f"at most {MAX_PAGE}"
+                    continue
+                setattr(lq, key, min(number, MAX_ROWS) if key == "rows" else number)
+            except ValueError:
+                errors[key] = "must be a positive whole number"
+        elif key == "sort":
+            for part in filter(None, (p.strip() for p in raw.split(","))):
+                name = part.lstrip("-+")
+                if name not in tv.view["sortable"] and name not in tv.spec.primary:
+                    errors["sort"] = f"cannot sort by {name!r}"
+                else:
+                    lq.sort.append(part.lstrip("+"))
+        elif key == "q":
+            lq.q = raw.strip()[:200]
+        elif key == "after":
+            lq.after = raw[:1000]
+        elif key.endswith(("__from", "__to")):
+            name, _, end = key.rpartition("__")
+            f = tv.fields.get(name)
+            if f is None or name not in tv.view["list_fields"] or f.is_text or f.type == "bin":
+                errors[key] = "unknown range filter"
+                continue
+            try:
+                value = coerce(f, raw) if raw != "" else None
+            except Invalid as exc:
+                errors[key] = str(exc)
+                continue
+            low, high = lq.ranges.get(name, (None, None))
+            lq.ranges[name] = (value, high) if end == "from" else (low, value)
+        elif key in filterable:
+            if raw == "":
+                continue
+            try:
+                lq.filters[key] = coerce(tv.fields[key], raw)
+            except Invalid as exc:
+                errors[key] = str(exc)
+        elif key in LIST_PARAMS or key.startswith("_"):
+            continue
+        else:
+            errors[key] = "unknown parameter"
+    if errors:
+        raise CrudError(400, "bad list parameters", errors)
+    return lq
+
+
+def _parent_links(tv: TableView) -> list[dict]:
+    """Fields through which a parent record lists this table (code fields), filterable always."""
+    return [{"field": c.field} for c in tv.spec.codes]
+
+
+def where_clauses(tv: TableView, lq: ListQuery) -> list:
+    t = tv.table
+    clauses = [t.c[name] == value for name, value in lq.filters.items()]
+    for name, (low, high) in lq.ranges.items():
+        if low is not None:
+            clauses.append(t.c[name] >= low)
+        if high is not None:
+            clauses.append(t.c[name] <= high)
+    if lq.q and tv.view["search_fields"]:
+        pattern = "%" + lq.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append(or_(*[t.c[n].like(pattern, escape="\\") for n in tv.view["search_fields"]]))
+    return clauses
+
+
+def order_by(tv: TableView, sort: list[str]) -> list:
+    t = tv.table
+    order = []
+    for part in sort or tv.view["sort"]:
+        col = t.c[part.lstrip("-")]
+        order.append(col.desc() if part.startswith("-") else col.asc())
+    pk = t.c[tv.pk]
+    if not any(part.lstrip("-") == tv.pk for part in sort or tv.view["sort"]):
+        order.append(pk.desc() if (sort or tv.view["sort"] or ["-"])[0].startswith("-") else pk.asc())
+    return order
+
+
+async def list_rows(ctx: AppContext, tv: TableView, lq: ListQuery) -> dict[str, Any]:
+    """One page of rows plus the total, the ecosystem's `{"total": n, "rows": [...]}`.
+
+    Big tables (view option `big`) page by keyset (`after` = the last row's sort values), never
+    by a deep OFFSET, and count at most COUNT_CAP rows, saying so with `total_is_estimate`.
+    """
+    t = tv.table
+    where = where_clauses(tv, lq)
+    cols = [t.c[n] for n in tv.fields if n not in tv.view["confidential"]]
+    order = order_by(tv, lq.sort)
+    stmt = select(*cols).where(*where).order_by(*order)
+    big = tv.view.get("big")
+    if big:
+        if lq.after:
+            stmt = stmt.where(_keyset_after(tv, order, lq.after))
+        stmt = stmt.limit(lq.rows)
+        count_stmt = select(func.count()).select_from(select(t.c[tv.pk]).where(*where).limit(COUNT_CAP + 1).subquery())
+    else:
+        stmt = stmt.limit(lq.rows).offset((lq.page - 1) * lq.rows)
+        count_stmt = select(func.count()).select_from(t).where(*where)
+    async with ctx.db.connect() as conn:
+        total = (await conn.execute(count_stmt)).scalar_one()
+        raw_rows = (await conn.execute(stmt)).all()
+    rows = [public(tv, r) for r in raw_rows]
+    result: dict[str, Any] = {"total": min(total, COUNT_CAP) if big else total, "page": lq.page,
+                              "rows_per_page": lq.rows, "rows": rows}
+    if big:
+        result["total_is_estimate"] = total > COUNT_CAP
+        result["next"] = _cursor(order, raw_rows[-1]) if len(raw_rows) == lq.rows else None
+    return result
+
+
+def _cursor(order: list, row: Any) -> str:
+    """The last row's sort values, opaque to the client."""
+    values = [jsonable(row._mapping[o.element.name]) for o in order]
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+def _keyset_after(tv: TableView, order: list, cursor: str):
+    """(c1, c2, ..) strictly after the cursor in the ORDER BY's directions, portable SQL."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(values, list) or len(values) != len(order):
+            raise ValueError
+        values = [coerce(tv.fields[o.element.name], v) for o, v in zip(order, values, strict=True)]
+    except (ValueError, Invalid, TypeError):
+        raise CrudError(400, "bad list parameters", {"after": "not a cursor of this list"}) from None
+    clauses = []
+    for i, o in enumerate(order):
+        col = o.element
+        later = col < values[i] if o.modifier is operators.desc_op else col > values[i]
+        clauses.append(and_(*[order[j].element == values[j] for j in range(i)], later))
+    return or_(*clauses)
+
+
+async def code_texts(ctx: AppContext, tv: TableView, rows: list[dict]) -> dict[str, dict[str, str]]:
+    """Display text of code (lookup) fields for a page of rows: one query per code field."""
+    out: dict[str, dict[str, str]] = {}
+    catalog: Catalog = ctx.catalog
+    async with ctx.db.connect() as conn:
+        for code in tv.spec.codes:
+            target = catalog.tables.get(code.table) if code.is_plain_table else None
+            values = {r.get(code.field) for r in rows if r.get(code.field) is not None}
+            if target is None or not values:
+                continue
+            tt = target.table
+            result = await conn.execute(
+                select(tt.c[code.valuefield], tt.c[code.textfield]).where(tt.c[code.valuefield].in_(values)))
+            out[code.field] = {str(v): str(text) for v, text in result.all()}
+    return out
+
+
+async def lookup_options(ctx: AppContext, tv: TableView, field_name: str, q: str, limit: int = 20) -> list[dict]:
+    """Options for a code field's dropdown, searched by text: works with 100,000 rows."""
+    code = tv.spec.code_for(field_name)
+    target = ctx.catalog.tables.get(code.table) if code and code.is_plain_table else None
+    if target is None:
+        raise CrudError(404, "no lookup for this field")
+    tt = target.table
+    value_col, text_col = tt.c[code.valuefield], tt.c[code.textfield]
+    stmt = select(value_col, text_col)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(or_(text_col.like(pattern, escape="\\"), value_col == q))
+    stmt = stmt.order_by(text_col).limit(limit)
+    async with ctx.db.connect() as conn:
+        return [{"value": str(v), "text": str(t)} for v, t in (await conn.execute(stmt)).all()]

@@ -1,0 +1,59 @@
+"""The list page of a table: search, filters, ranges, sort, pages (or a cursor on big tables)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Request, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.response import Template
+
+from app.core.context import ctx_of
+from app.crud.query import code_texts, list_rows, parse_list_query
+from app.web.render import render
+from app.web.ui import lang_of
+from app.web.views.bulk import bulk_ops
+from app.web.views.common import Route, can, display, lookup_choices
+
+
+def list_page(route: Route) -> list[HTTPRouteHandler]:
+    tv = route.table
+
+    async def handler(request: Request) -> Template:
+        ctx = ctx_of(request)
+        params = dict(request.query_params)
+        lq = parse_list_query(tv, params)
+        result = await list_rows(ctx, tv, lq)
+        texts = await code_texts(ctx, tv, result["rows"])
+        sort = ",".join(lq.sort) if lq.sort else tv.view["sort"][0]
+
+        def self_url(**changes: Any) -> str:
+            merged = {k: v for k, v in {**params, **{k: str(v) for k, v in changes.items()}}.items() if v != ""}
+            return f"{tv.base}?{urlencode(merged)}"
+
+        ranges = {k: v for k, v in params.items() if k.endswith(("__from", "__to"))}
+        return render(
+            request,
+            "list.html",
+            tv=tv,
+            result=result,
+            query={"q": lq.q, "after": lq.after},
+            ranges=ranges,
+            filters={k: str(v) for k, v in lq.filters.items()},
+            filter_options=await lookup_choices(request, tv, tv.view["filter_fields"], lq.filters, limit=100),
+            sort=sort,
+            self_url=self_url,
+            page_url=lambda n: self_url(page=n),
+            show=display(tv, texts, lang_of(request)),
+            pages=max(1, math.ceil(result["total"] / lq.rows)),
+            can_create=not tv.view["noedit"] and can(request, f"{tv.base}/new"),
+            can_bulk=not tv.view["noedit"] and can(request, f"{tv.base}/bulk"),
+            can_import=not tv.view["noedit"] and can(request, f"{tv.base}/import"),
+            bulk_ops=bulk_ops(tv),
+            export_query=urlencode({k: v for k, v in params.items() if k not in ("page", "rows", "after")}),
+            bulk_done=request.query_params.get("_done"),
+        )
+
+    return [get(route.path, name=f"{tv.name}.list", include_in_schema=False)(handler)]
+
