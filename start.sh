@@ -23,7 +23,10 @@ if py3/bin/python -c "import socket,sys; s=socket.socket(); sys.exit(0 if s.conn
 fi
 py3/bin/pipeline-app db sync >"$data/logs/sync.log" && echo "schema: $(tail -n 1 "$data/logs/sync.log")"
 py3/bin/pipeline-app rbac bootstrap
-nohup py3/bin/pipeline-app serve "$@" >>"$data/logs/server.out" 2>&1 &
+# server.out holds only what the process prints outside the rotated JSON logs (start-up, a crash):
+# kept from the previous start as server.out.1, never growing across starts
+[ -f "$data/logs/server.out" ] && mv -f "$data/logs/server.out" "$data/logs/server.out.1"
+nohup py3/bin/pipeline-app serve "$@" >"$data/logs/server.out" 2>&1 &
 echo $! >"$pidfile"
 for _ in $(seq 1 100); do
   if py3/bin/python -c "import urllib.request; urllib.request.urlopen('http://$host:$port/healthz', timeout=1)" 2>/dev/null; then

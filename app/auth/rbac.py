@@ -19,7 +19,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Table, func, insert, inspect, or_, select, update
@@ -30,12 +30,13 @@ from app.auth.grants import app_paths as app_paths
 from app.auth.grants import grant_set as grant_set
 from app.auth.grants import path_matches as path_matches
 from app.auth.grants import permission_path as permission_path
-from app.auth.passwords import hash_password
+from app.auth.passwords import DEFAULT, PasswordScheme
 from app.core.cache import TTLCache
 from app.core.catalog import current_catalog
 from app.core.ids import new_id
 
-IMPLICIT_ROLES = ("any", "anonymous", "logined")
+IMPLICIT_ROLES = ("any", "anonymous", "logined")  # built-in roles, known by these literal ids
+DEFAULT_ORG = ("pipeline-app", "Pipeline-App")  # (id, name) users are filed under unless told
 ACTIVE_STATUS = "0"
 """`users.user_status`: the ecosystem's default "0" means active; "1" or anything else is disabled."""
 
@@ -47,8 +48,24 @@ def table(name: str) -> Table:
     return current_catalog().rbac_table(name)
 
 
-def role_key(orgtypeid: str | None, name: str) -> str:
+def role_key(orgtypeid: str | None, name: str, role_id: str | None = None) -> str:
+    """A role row's key: a built-in role is known by its literal id (`any`, `anonymous`, `logined`)
+    whatever its orgtypeid holds (`'0'`, `''` or NULL, as the ecosystem writes it); any other role
+    by `orgtypeid.name`, or `name` alone when it has no orgtypeid."""
+    if role_id in IMPLICIT_ROLES:
+        return role_id
     return f"{orgtypeid}.{name}" if orgtypeid else name
+
+
+def held_keys(keys: Iterable[str]) -> frozenset[str]:
+    """The role keys a user's roles give them, with the ecosystem's wildcard forms: holding
+    `pipeline.admin` also means holding `pipeline.*` and `*.admin`."""
+    out = set(keys)
+    for key in tuple(out):
+        orgtypeid, name = split_role_key(key)
+        if orgtypeid:
+            out |= {f"{orgtypeid}.*", f"*.{name}"}
+    return frozenset(out)
 
 
 def split_role_key(key: str) -> tuple[str, str]:
@@ -89,14 +106,14 @@ async def user_info(engine: AsyncEngine, user_id: str, ttl: float) -> UserInfo |
     """A user's name, status and role keys: one query, cached."""
     async def load() -> UserInfo | None:
         u, ur, r = table("users"), table("userrole"), table("role")
-        stmt = (select(u.c.username, u.c.user_status, r.c.orgtypeid, r.c.name)
+        stmt = (select(u.c.username, u.c.user_status, r.c.id, r.c.orgtypeid, r.c.name)
                 .select_from(u.outerjoin(ur, ur.c.userid == u.c.id).outerjoin(r, r.c.id == ur.c.roleid))
                 .where(u.c.id == user_id))
         async with engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         if not rows:
             return None
-        roles = frozenset(role_key(row.orgtypeid, row.name) for row in rows if row.name)
+        roles = held_keys(role_key(row.orgtypeid, row.name, row.id) for row in rows if row.id)
         return UserInfo(rows[0].username, rows[0].user_status == ACTIVE_STATUS, roles)
 
     return await _cache.get(("user", _engine_key(engine), user_id), load, ttl)
@@ -107,18 +124,22 @@ async def grants_for(engine: AsyncEngine, roles: frozenset[str], ttl: float) -> 
     async def load() -> tuple[str, ...]:
         rp, p, r = table("rolepermission"), table("permission"), table("role")
         names = sorted({split_role_key(k)[1] for k in roles})
-        stmt = (select(r.c.orgtypeid, r.c.name, p.c.path)
+        builtin = sorted(roles & set(IMPLICIT_ROLES))
+        stmt = (select(r.c.id, r.c.orgtypeid, r.c.name, p.c.path)
                 .select_from(rp.join(r, r.c.id == rp.c.roleid).join(p, p.c.id == rp.c.permid))
-                .where(r.c.name.in_(names)))
+                .where(or_(r.c.name.in_(names), r.c.id.in_(builtin))))
         async with engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return tuple(sorted({row.path for row in rows
-                             if row.path and role_key(row.orgtypeid, row.name) in roles}))
+                             if row.path and role_key(row.orgtypeid, row.name, row.id) in roles}))
 
     return await _cache.get(("grants", _engine_key(engine), roles), load, ttl)
 
 
 # ---------------------------------------------------------------- login support
+
+ECOSYSTEM_LOCK = (3, timedelta(minutes=5))  # the other apps lock an account 5 minutes after 3 failures
+
 
 @dataclass(frozen=True)
 class LoginRecord:
@@ -126,15 +147,26 @@ class LoginRecord:
     username: str
     password_hash: str | None
     active: bool
+    fail_count: int = 0
+    last_fail: datetime | None = None
+
+    def locked_by_platform(self, now: datetime) -> bool:
+        """Has the ecosystem locked this account (its own counter, on a shared database)?"""
+        failures, period = ECOSYSTEM_LOCK
+        return self.fail_count >= failures and self.last_fail is not None and now - self.last_fail < period
 
 
 async def login_record(engine: AsyncEngine, username: str) -> LoginRecord | None:
     """The one place the password column is read: for the verify step, nothing else."""
     u = table("users")
     async with engine.connect() as conn:
-        row = (await conn.execute(select(u.c.id, u.c.username, u.c.password, u.c.user_status)
+        row = (await conn.execute(select(u.c.id, u.c.username, u.c.password, u.c.user_status,
+                                         u.c.login_fail_count, u.c.last_login_fail)
                                   .where(u.c.username == username))).first()
-    return LoginRecord(row.id, row.username, row.password, row.user_status == ACTIVE_STATUS) if row else None
+    if row is None:
+        return None
+    return LoginRecord(row.id, row.username, row.password, row.user_status == ACTIVE_STATUS,
+                       int(row.login_fail_count or 0), row.last_login_fail)
 
 
 async def record_login(engine: AsyncEngine, user_id: str, ok: bool, now: datetime) -> None:
@@ -167,21 +199,34 @@ async def _role_ids(conn: AsyncConnection) -> dict[str, str]:
     r = table("role")
     ids: dict[str, str] = {}
     for row in (await conn.execute(select(r.c.id, r.c.orgtypeid, r.c.name).order_by(r.c.id))).all():
-        if row.name:
-            ids.setdefault(role_key(row.orgtypeid, row.name), row.id)
+        if row.name or row.id in IMPLICIT_ROLES:
+            ids.setdefault(role_key(row.orgtypeid, row.name, row.id), row.id)
     return ids
 
 
-async def _ensure_role(conn: AsyncConnection, key: str) -> str:
-    r = table("role")
+def new_role(key: str) -> dict[str, str]:
+    """The row of a role we create: a built-in one with its literal id (and the ecosystem's
+    orgtypeid '0'), so the platform's other apps recognise it; any other with a new id."""
+    if key in IMPLICIT_ROLES:
+        return {"id": key, "orgtypeid": "0", "name": key}
     orgtypeid, name = split_role_key(key)
-    cond = r.c.orgtypeid == orgtypeid if orgtypeid else or_(r.c.orgtypeid == "", r.c.orgtypeid.is_(None))
-    row = (await conn.execute(select(r.c.id).where(cond, r.c.name == name).order_by(r.c.id).limit(1))).first()
-    if row:
-        return row.id
-    role_id = new_id()
-    await conn.execute(insert(r).values(id=role_id, orgtypeid=orgtypeid, name=name))
-    return role_id
+    return {"id": new_id(), "orgtypeid": orgtypeid, "name": name}
+
+
+async def _ensure_role(conn: AsyncConnection, key: str) -> str:
+    found = (await _role_ids(conn)).get(key)
+    if found:
+        return found
+    row = new_role(key)
+    await conn.execute(insert(table("role")).values(**row))
+    return row["id"]
+
+
+async def ensure_org(conn: AsyncConnection, orgid: str, name: str) -> None:
+    """The organisation users are filed under (`users.orgid`), created when missing."""
+    o = table("organization")
+    if (await conn.execute(select(o.c.id).where(o.c.id == orgid))).first() is None:
+        await conn.execute(insert(o).values(id=orgid, orgname=name))
 
 
 async def has_users(engine: AsyncEngine) -> bool:
@@ -190,14 +235,17 @@ async def has_users(engine: AsyncEngine) -> bool:
         return (await conn.execute(select(u.c.id).limit(1))).first() is not None
 
 
-async def add_user(engine: AsyncEngine, username: str, password: str, role: str) -> tuple[str, bool]:
-    """Create user `username` with `password` and link it to role `role` (made if missing).
+async def add_user(engine: AsyncEngine, username: str, password: str, role: str, *,
+                   scheme: PasswordScheme = DEFAULT, org: tuple[str, str] = DEFAULT_ORG) -> tuple[str, bool]:
+    """Create user `username` with `password` and link it to role `role` (made if missing), in
+    organisation `org` = (id, name) (made if missing). The password is written in `scheme`'s
+    format, so on a shared database every app of the platform accepts it.
 
-    An existing user gets the new password and the role link (no duplicate link).
-    Returns (user id, whether the user was created)."""
+    An existing user gets the new password and the role link (no duplicate link); the caller
+    ends its sessions (`sessions.end_user_sessions`). Returns (user id, whether it was created)."""
     if not username or not password:
         raise ValueError("username and password must not be empty")
-    hashed = hash_password(password)
+    hashed = scheme.hash(password)
     u, ur = table("users"), table("userrole")
     async with engine.begin() as conn:
         role_id = await _ensure_role(conn, role)
@@ -205,8 +253,9 @@ async def add_user(engine: AsyncEngine, username: str, password: str, role: str)
         created = row is None
         if created:
             user_id = new_id()
+            await ensure_org(conn, *org)
             await conn.execute(insert(u).values(
-                id=user_id, username=username, password=hashed, user_status=ACTIVE_STATUS,
+                id=user_id, username=username, password=hashed, user_status=ACTIVE_STATUS, orgid=org[0],
                 created_at=date.today(), login_fail_count=0))
         else:
             user_id = row.id
@@ -254,10 +303,10 @@ async def register_paths(engine: AsyncEngine, paths: Iterable[str], defaults: di
         for key in sorted(defaults):
             if key not in roles:
                 changes.append(f"add role {key}")
-                orgtypeid, name = split_role_key(key)
-                roles[key] = new_id()
+                row = new_role(key)
+                roles[key] = row["id"]
                 if not dry_run:
-                    await conn.execute(insert(r).values(id=roles[key], orgtypeid=orgtypeid, name=name))
+                    await conn.execute(insert(r).values(**row))
             for grant in defaults[key]:
                 link = (roles[key], perms[grant])
                 if link not in links:

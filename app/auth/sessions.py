@@ -63,3 +63,11 @@ async def end_session(engine: AsyncEngine, token: str) -> None:
     s = sessions_table()
     async with engine.begin() as conn:
         await conn.execute(delete(s).where(s.c.id == token_hash(token)))
+
+
+async def end_user_sessions(engine: AsyncEngine, user_id: str) -> int:
+    """End every session of a user, on every worker and machine at once (the rows are the
+    sessions): after a password change or reset, or when the user is disabled."""
+    s = sessions_table()
+    async with engine.begin() as conn:
+        return (await conn.execute(delete(s).where(s.c.user_id == user_id))).rowcount

@@ -41,88 +41,6 @@ def _spec_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _register(settings, dry_run: bool) -> tuple[list[str], int]:
-    """Register every path of the app built from `settings` into its RBAC database."""
-    from app.auth import rbac
-    from app.core.db import make_engine
-    from app.web.app import create_app
-
-    paths = rbac.app_paths(create_app(settings))
-    engine = make_engine(settings.rbac_database)
-    try:
-        if not dry_run:
-            await rbac.ensure_rbac_schema(engine)
-        return await rbac.register_paths(engine, paths, settings.rbac_defaults, dry_run), len(paths)
-    finally:
-        await engine.dispose()
-
-
-def _rbac_register(args: argparse.Namespace) -> int:
-    from app.core.config import load_settings
-
-    changes, count = asyncio.run(_register(load_settings(), args.dry_run))
-    for change in changes:
-        print(("would " if args.dry_run else "") + change)
-    if not changes:
-        print(f"rbac register: nothing to do ({count} paths registered)")
-    return 0
-
-
-def _rbac_adduser(args: argparse.Namespace) -> int:
-    from app.auth import rbac
-    from app.core.config import load_settings
-    from app.core.db import make_engine
-
-    if not args.password_stdin:
-        print("pipeline-app: give the password on stdin with --password-stdin", file=sys.stderr)
-        return 2
-    password = sys.stdin.read().rstrip("\r\n")
-    if not password:
-        print("pipeline-app: refusing an empty password", file=sys.stderr)
-        return 2
-
-    async def run() -> tuple[str, bool]:
-        engine = make_engine(load_settings().rbac_database)
-        try:
-            await rbac.ensure_rbac_schema(engine)
-            return await rbac.add_user(engine, args.username, password, args.role)
-        finally:
-            await engine.dispose()
-
-    _user_id, created = asyncio.run(run())
-    print(f"user {args.username} {'created' if created else 'updated (new password)'}, role {args.role}")
-    return 0
-
-
-def _rbac_bootstrap(args: argparse.Namespace) -> int:
-    """Fresh machine: RBAC tables, every path registered, and a demo admin when nobody exists."""
-    import secrets
-
-    from app.auth import rbac
-    from app.core.config import load_settings
-    from app.core.db import make_engine
-
-    settings = load_settings()
-
-    async def run() -> tuple[int, str | None]:
-        changes, _count = await _register(settings, dry_run=False)
-        engine = make_engine(settings.rbac_database)
-        try:
-            if await rbac.has_users(engine):
-                return len(changes), None
-            password = secrets.token_urlsafe(12)
-            await rbac.add_user(engine, "admin", password, "pipeline.admin")
-            return len(changes), password
-        finally:
-            await engine.dispose()
-
-    changed, password = asyncio.run(run())
-    print(f"rbac bootstrap: {changed} change(s) registered")
-    if password:
-        print(f"demo admin: admin / {password}")
-    return 0
-
-
 def parser(modules: bool = True) -> argparse.ArgumentParser:
     """Every command; `modules`: with the modules' own (read from the build's manifest)."""
     p = argparse.ArgumentParser(prog="pipeline-app", description=__doc__)
@@ -149,19 +67,8 @@ def parser(modules: bool = True) -> argparse.ArgumentParser:
     c.add_argument("dst")
     c.set_defaults(func=_spec_convert)
 
-    rbac = sub.add_parser("rbac", help="the shared RBAC database").add_subparsers(dest="rbac_command", required=True)
-    r = rbac.add_parser("register", help="register every path the app serves and the default grants")
-    r.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
-    r.set_defaults(func=_rbac_register)
-    a = rbac.add_parser("adduser", help="create a user (or set its password) and give it a role")
-    a.add_argument("username")
-    a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    a.add_argument("--role", required=True, help="role key orgtypeid.name, e.g. pipeline.admin")
-    a.set_defaults(func=_rbac_adduser)
-    bs = rbac.add_parser("bootstrap", help="schema, paths and a demo admin on a fresh machine")
-    bs.set_defaults(func=_rbac_bootstrap)
-
-    from app.cli import serve
+    from app.cli import rbac_cmds, serve
+    rbac_cmds.add_parser(sub)
     serve.add_parser(sub)
     if modules:
         for name, (help_text, configure) in module_commands().items():

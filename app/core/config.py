@@ -12,6 +12,7 @@ import yaml
 ROOT = Path(os.environ.get("PIPELINE_HOME") or Path(__file__).resolve().parents[2])
 
 ENV = {
+    "rbac_default_orgid": "SAGE_RBAC_DEFAULT_ORG",
     "database": "PIPELINE_DB",
     "rbac_database": "SAGE_RBAC_DB",
     "port": "PIPELINE_PORT",
@@ -43,6 +44,8 @@ class Settings:
     rbac_defaults: dict[str, list[str]] = field(default_factory=dict)
     rbac_password_scheme: str = "argon2"   # argon2 (our own RBAC database) or ecosystem (a shared one)
     rbac_password_key: str = "ytguiojbhvhbnkl"  # the platform's key of the ecosystem format
+    rbac_default_orgid: str = "pipeline-app"      # users.orgid of users created here unless told
+    rbac_default_orgname: str = "Pipeline-App"    # the organisation made for it when missing
     root: Path = ROOT
 
     @property
@@ -88,6 +91,8 @@ def load_settings(config: Path | None = None) -> Settings:
         rbac_defaults={k: list(v) for k, v in (raw.get("rbac_defaults") or {}).items()},
         rbac_password_scheme=_choice(raw, "rbac_password_scheme", ("argon2", "ecosystem")),
         rbac_password_key=str(raw.get("rbac_password_key") or "ytguiojbhvhbnkl"),
+        rbac_default_orgid=str(raw.get("rbac_default_orgid") or "pipeline-app"),
+        rbac_default_orgname=str(raw.get("rbac_default_orgname") or "Pipeline-App"),
     )
 
 

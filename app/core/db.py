@@ -5,6 +5,7 @@ from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core import table_versions
@@ -61,3 +62,18 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
     engine = create_async_engine(full, **kwargs)
     table_versions.watch(engine)
     return engine
+
+
+# Client-side connection failures of the raw drivers (pymysql/aiomysql: can't connect, server gone,
+# lost connection, ...; asyncpg and SQLAlchemy wrap theirs as OperationalError/InterfaceError).
+_LOST = frozenset({2002, 2003, 2006, 2013, 2055})
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Is `exc` "the database cannot be reached" (answer 503 and retry later), on any driver,
+    through SQLAlchemy or from a raw pool?"""
+    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)):
+        return True
+    orig = getattr(exc, "orig", exc)
+    code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
+    return code in _LOST or type(orig).__name__ in ("InterfaceError", "ConnectionDoesNotExistError")

@@ -14,6 +14,7 @@ import logging.handlers
 import os
 import re
 import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -138,10 +139,13 @@ def configure_logging(data_dir: Path) -> None:
     access.propagate = False
     app_log = logging.getLogger("pipeline")
     app_log.setLevel(logging.INFO)
-    err = logging.StreamHandler()
-    err.setLevel(logging.ERROR)
-    err.setFormatter(fmt)
-    for logger, h in ((access, handler("access.log")), (app_log, handler("app.log")), (app_log, err)):
+    pairs = [(access, handler("access.log")), (app_log, handler("app.log"))]
+    if sys.stderr.isatty():  # in the foreground errors show on the terminal too; in the background
+        err = logging.StreamHandler()  # (start.sh) stderr is a plain file nothing rotates: app.log has them
+        err.setLevel(logging.ERROR)
+        err.setFormatter(fmt)
+        pairs.append((app_log, err))
+    for logger, h in pairs:
         logger.addHandler(h)
         _handlers.append((logger, h))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 from litestar import Litestar, Request, get
 from litestar.config.csrf import CSRFConfig
@@ -21,6 +22,7 @@ from app.core.config import ROOT, Settings, load_settings
 from app.core.context import AppContext
 from app.core.hooks import hook
 from app.crud.rows import CrudError
+from app.web.auth import safe_next
 from app.web.errors import http_exception_handler, internal_error_handler
 from app.web.ui import LANG_COOKIE, LANGS, register_globals
 from app.web.views.common import crud_error_handler
@@ -29,9 +31,9 @@ from app.web.views.common import crud_error_handler
 @get("/lang/{code:str}", include_in_schema=False)
 async def switch_language(request: Request, code: FromPath[str]) -> Redirect:
     """Remember the UI language in a cookie and go back where the user was."""
-    back = request.headers.get("referer") or "/"
-    if not back.startswith(("/", str(request.base_url))):
-        back = "/"
+    referer = urlsplit(request.headers.get("referer") or "/")
+    same_site = not referer.netloc or referer.netloc == request.url.netloc
+    back = safe_next(urlunsplit(("", "", referer.path, referer.query, "")) if same_site else "/")
     response = Redirect(path=back)
     if code in LANGS:
         response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, httponly=True, samesite="lax")

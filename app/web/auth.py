@@ -200,6 +200,11 @@ async def login_submit(request: Request) -> Response:
         return response
 
     scheme = PasswordScheme.of(ctx.settings)
+    if record is not None and scheme.name == "ecosystem" and record.locked_by_platform(now):
+        log.info("login refused: user=%s ip=%s reason=locked by the platform", who, client_ip)
+        return _login_form(request, status=429, username=username, next_=next_, error=_text(
+            request, "该账号因多次登录失败已被平台锁定，请 5 分钟后再试。",
+            "This account is locked by the platform after failed logins: try again in 5 minutes."))
     # ~50 ms of argon2: off the event loop, so other requests of this worker keep flowing
     password_ok = await asyncio.to_thread(scheme.verify, password, record.password_hash if record else None)
     if record is None or not password_ok or not record.active:

@@ -9,7 +9,13 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example  # noqa: F401 - re-exported for handlers' examples
 
+import logging
+
+from app.core.db import is_unavailable
 from app.core.retry import Busy
+from app.ops.calm import log_failure
+
+ERROR_LOG = logging.getLogger("pipeline.error")
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited", 500: "internal_error",
@@ -39,14 +45,10 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
         return error_response(400, "the request body is nested too deeply", code="bad_request")
     if isinstance(exc, Busy):  # retries ran out on a conflict: nothing was written
         return error_response(503, str(exc), headers={"Retry-After": str(exc.retry_after)}, code="busy")
-    import logging
-
-    logging.getLogger("pipeline.error").exception("unhandled error on %s %s", request.method, request.url.path)
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    if isinstance(exc, (OperationalError, InterfaceError, DBAPIError, ConnectionError, OSError, TimeoutError)):
-        return error_response(503, "the database is unavailable; try again shortly",
-                              headers={"Retry-After": "5"})
+    log_failure(ERROR_LOG, exc, "unhandled error on %s %s", request.method, request.url.path)
+    if is_unavailable(exc):
+        return error_response(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"},
+                              code="unavailable")
     return error_response(500, "internal error")
 
 

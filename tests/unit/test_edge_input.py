@@ -46,3 +46,13 @@ async def test_distributor_usage_at_the_calendar_edges_is_a_400_or_clamped(admin
     r = await w.client.post(f"/api/dist/v1/pipelines/{w.code}/calls", content=DEEP,
                             headers={**bearer(w.key), "content-type": "application/json"})
     assert r.status_code == 400
+
+
+async def test_language_switch_returns_only_to_local_paths(admin):
+    cases = {"//evil.example/x": "/", "http://evil.example/x": "/", "/pipeline_core/pipelines?page=2":
+             "/pipeline_core/pipelines?page=2", "http://testserver.local/pipeline_core/pipelines":
+             "/pipeline_core/pipelines", "/\\evil.example": "/"}
+    for referer, back in cases.items():
+        r = await admin.client.get("/lang/en", headers={"referer": referer}, follow_redirects=False)
+        assert r.status_code in (302, 303, 307), referer
+        assert r.headers["location"] == back, (referer, r.headers["location"])
