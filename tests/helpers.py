@@ -8,7 +8,7 @@ import …` works from every test folder below it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -240,18 +240,29 @@ class Clock:
 
 # ---- the database, from the test's own event loop ------------------------------------------------
 
-async def db_inspect(url: str, fn: Callable[[Any], Any]) -> Any:
-    """`fn(inspector)` on a fresh engine of `url` (the schema as the database reports it)."""
-    from sqlalchemy import inspect
-
+async def on_engine(url: str, run: Callable[[Any], Awaitable[Any]]) -> Any:
+    """`await run(connection)` on a fresh engine of `url`, disposed afterwards: the app's own
+    engines belong to the event loop of its test client, not to the test's."""
     from app.core.db import make_engine
 
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:
-            return await conn.run_sync(lambda c: fn(inspect(c)))
+            return await run(conn)
     finally:
         await engine.dispose()
+
+
+async def query(url: str, stmt: Any) -> Any:
+    """The result of `stmt` on `url` (buffered by SQLAlchemy, so it outlives the engine)."""
+    return await on_engine(url, lambda conn: conn.execute(stmt))
+
+
+async def db_inspect(url: str, fn: Callable[[Any], Any]) -> Any:
+    """`fn(inspector)` on `url`: the schema as the database reports it."""
+    from sqlalchemy import inspect
+
+    return await on_engine(url, lambda conn: conn.run_sync(lambda c: fn(inspect(c))))
 
 
 async def seed(ctx: Any, **rows: list[dict]) -> None:

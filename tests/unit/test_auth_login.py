@@ -47,7 +47,8 @@ async def test_login_success_redirects_and_sets_a_safe_cookie(auth_env):
     assert r.status_code == 200
     body = r.json()
     assert body["username"] == "admin"
-    assert set(body["roles"]) == {"any", "logined", "pipeline.admin"}
+    # the built-in roles, the user's role and the ecosystem's wildcard forms of it
+    assert set(body["roles"]) == {"any", "logined", "pipeline.admin", "pipeline.*", "*.admin"}
     assert "password" not in r.text and "$argon2" not in r.text
     assert (await auth_env.client.get("/pipeline_core/pipelines")).status_code == 200
     u = rbac.table("users")

@@ -20,7 +20,7 @@ from app.core.db import make_engine
 from conftest import app_settings, prepare_databases
 from generators.loader import load_specs
 from generators.schema import build_metadata
-from helpers import ECOSYSTEM, Operator
+from helpers import ECOSYSTEM, Operator, query
 
 ECOSYSTEM_SPECS = ECOSYSTEM / "rbac-models"
 KEY = "ytguiojbhvhbnkl"
@@ -59,12 +59,7 @@ async def shared(db_url, rbac_url, tmp_path):
 
 
 async def scalar(url: str, stmt):
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return (await conn.execute(stmt)).scalar()
-    finally:
-        await engine.dispose()
+    return (await query(url, stmt)).scalar()
 
 
 async def test_an_ecosystem_user_logs_in_and_nothing_of_theirs_is_rewritten(shared):

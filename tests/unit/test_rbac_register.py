@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import query
 from sqlalchemy import func, inspect, select
 
 from app.auth import rbac
@@ -16,6 +17,7 @@ from app.auth.passwords import verify_password
 from app.core.config import ROOT
 from app.core.db import make_engine
 
+ADMIN_ROLES = frozenset({"pipeline.admin", "pipeline.*", "*.admin"})  # with its wildcard forms
 DEFAULTS = {"any": ["/login", "/static/**"], "pipeline.admin": ["/pipeline_core/**", "/rbac/**"]}
 
 
@@ -32,12 +34,7 @@ async def counts(url: str) -> dict[str, int]:
 
 
 async def rows(url: str, stmt) -> list:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return (await conn.execute(stmt)).all()
-    finally:
-        await engine.dispose()
+    return (await query(url, stmt)).all()
 
 
 def cli(args: list[str], rbac_url: str, tmp_path: Path, stdin: str | None = None
@@ -107,7 +104,7 @@ async def test_register_is_idempotent(db_url, app):
     perm = await rows(db_url, select(p.c.name, p.c.permtype).where(p.c.path == "/login"))
     assert perm == [("/login", "path")]
     roles = sorted(tuple(x) for x in await rows(db_url, select(r.c.orgtypeid, r.c.name)))
-    assert roles == [("", "any"), ("pipeline", "admin")]
+    assert roles == [("0", "any"), ("pipeline", "admin")]  # a built-in role as the ecosystem writes it
 
 
 async def test_dry_run_writes_nothing(db_url, app):
@@ -134,7 +131,8 @@ async def test_add_user_hashes_and_links_once(db_url):
         assert created and not created2 and uid == uid2
         assert re.fullmatch(r"[0-9a-f]{32}", uid), uid
         info = await rbac.user_info(engine, uid, ttl=0)
-        assert info.roles == frozenset({"pipeline.ops"}) and info.active and info.username == "ops"
+        assert info.roles == frozenset({"pipeline.ops", "pipeline.*", "*.ops"})
+        assert info.active and info.username == "ops"
         record = await rbac.login_record(engine, "ops")
         assert record.password_hash.startswith("$argon2id$")
         assert verify_password("second-Pass", record.password_hash)
@@ -176,7 +174,7 @@ def test_cli_adduser_reads_the_password_from_stdin(db_url, tmp_path):
             record = await rbac.login_record(engine, "alice")
             assert verify_password("s3cret pass", record.password_hash)
             info = await rbac.user_info(engine, record.user_id, ttl=0)
-            assert info.roles == frozenset({"pipeline.admin"})
+            assert info.roles == ADMIN_ROLES
         finally:
             await engine.dispose()
 
@@ -201,7 +199,7 @@ def test_cli_bootstrap_creates_a_demo_admin_once(db_url, tmp_path):
             record = await rbac.login_record(engine, "admin")
             assert verify_password(password, record.password_hash)
             info = await rbac.user_info(engine, record.user_id, ttl=0)
-            assert info.roles == frozenset({"pipeline.admin"})
+            assert info.roles == ADMIN_ROLES
         finally:
             await engine.dispose()
 

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, db_inspect
+from helpers import ROOT, db_inspect, query
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -49,12 +49,7 @@ async def sync(url: str, paths: list, allow_destructive: bool = False, apply: bo
 
 
 async def fetch(url: str, sql: str) -> list[dict]:
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(text(sql))]
-    finally:
-        await engine.dispose()
+    return [dict(r._mapping) for r in await query(url, text(sql))]
 
 
 async def insert_pipelines(url: str, models: Path) -> None:
