@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Set up (venv, build, schema, RBAC bootstrap) and start Pipeline-App in the background.
-# Usage: ./start.sh [--workers N]   (port: PIPELINE_PORT, default 9090)
+# Usage: ./start.sh [--demo] [--workers N]   (port: PIPELINE_PORT, default 9090)
+#   --demo  fill an empty app database with a small demo catalog first (never a database with pipelines)
 set -euo pipefail
 cd "$(dirname "$0")"
+demo=no
+args=()
+for a in "$@"; do
+  if [ "$a" = "--demo" ]; then demo=yes; else args+=("$a"); fi
+done
+set -- "${args[@]+"${args[@]}"}"
 ./build.sh >/dev/null
 data=$(py3/bin/python -c 'from app.core.config import load_settings; print(load_settings().data_dir)')
 port=$(py3/bin/python -c 'from app.core.config import load_settings; print(load_settings().port)')
@@ -23,6 +30,9 @@ if py3/bin/python -c "import socket,sys; s=socket.socket(); sys.exit(0 if s.conn
 fi
 py3/bin/pipeline-app db sync >"$data/logs/sync.log" && echo "schema: $(tail -n 1 "$data/logs/sync.log")"
 py3/bin/pipeline-app rbac bootstrap
+if [ "$demo" = yes ]; then
+  py3/bin/pipeline-app demo || echo "start.sh: no demo data added (see above); starting anyway"
+fi
 # server.out holds only what the process prints outside the rotated JSON logs (start-up, a crash):
 # kept from the previous start as server.out.1, never growing across starts
 [ -f "$data/logs/server.out" ] && mv -f "$data/logs/server.out" "$data/logs/server.out.1"

@@ -67,8 +67,9 @@ def parser(modules: bool = True) -> argparse.ArgumentParser:
     c.add_argument("dst")
     c.set_defaults(func=_spec_convert)
 
-    from app.cli import rbac_cmds, serve
+    from app.cli import demo, rbac_cmds, serve
     rbac_cmds.add_parser(sub)
+    demo.add_parser(sub)
     serve.add_parser(sub)
     if modules:
         for name, (help_text, configure) in module_commands().items():
