@@ -17,6 +17,7 @@ from litestar.plugins import InitPluginProtocol
 from app.core.cache import TTLCache
 from app.core.context import AppContext
 from modules.pipeline_dist import api
+from modules.pipeline_dist.activity import Activity
 from modules.pipeline_dist.admission import Sweeper
 from modules.pipeline_dist.state import STATE_KEY, DistState
 from modules.pipeline_dist.stores import open_store
@@ -29,7 +30,9 @@ async def startup(app: Litestar) -> None:
     store = await open_store(ctx.settings, ctx.db, ctx.catalog)
     sweeper = Sweeper(store, ctx.settings)
     sweeper.start()
-    ctx.extras[STATE_KEY] = DistState(store, sweeper, TTLCache(ctx.settings.key_cache_seconds))
+    activity = Activity(ctx)
+    activity.start()
+    ctx.extras[STATE_KEY] = DistState(store, sweeper, TTLCache(ctx.settings.key_cache_seconds), activity)
     config = app.openapi_config
     if config is not None:
         schemes = Components(security_schemes={
@@ -45,6 +48,7 @@ async def shutdown(app: Litestar) -> None:
     state: DistState | None = app.state.ctx.extras.pop(STATE_KEY, None)
     if state is not None:
         await state.sweeper.stop()
+        await state.activity.stop()
         await state.store.close()
 
 
