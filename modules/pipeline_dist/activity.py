@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from app.core.dialects import upsert
 from modules.pipeline_dist.limits import periods
 
 log = logging.getLogger("pipeline.dist")
+TICK = 0.2  # seconds between looks at the clock of the background writer
 CURRENT, PREVIOUS = "current", "previous"  # which of a distributor's two keys was used
 _USE_COLUMNS = {CURRENT: ("key_last_used_at", "key_last_used_ip"),
                 PREVIOUS: ("prev_key_last_used_at", "prev_key_last_used_ip")}
@@ -131,8 +133,13 @@ class Activity:
             log.exception("could not write the last key uses and refusal counts")
 
     async def _run(self) -> None:
+        """Every `interval` seconds (read on each tick, so it can be changed while running)."""
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(TICK)
+            if time.monotonic() - last < self.interval:
+                continue
+            last = time.monotonic()
             try:
                 await self.flush()
             except asyncio.CancelledError:
