@@ -2,9 +2,10 @@
 
 Why: the stock render plugins load Swagger UI's scripts, styles and fonts from public CDNs, so on
 a network without them the page is blank, and they start it with an inline script, which the
-strict CSP (app.ops.observability) forbids. Here the assets come from the `swagger-ui-bundle`
-package (pinned in requirements.txt) under `/static/swagger-ui/`, and a static script
-(`static/swagger-init.js`) starts it from data attributes, so the pages need nothing but 'self'.
+strict CSP (app.ops.observability) forbids. Here the assets come from the `swagger-ui-bundle-v2`
+package (Swagger UI 5, which reads OpenAPI 3.1; pinned in requirements.txt) under
+`/static/swagger-ui/`, and a static script (`static/swagger-init.js`) starts it from data
+attributes, so the pages need nothing but 'self'.
 Used by the operators' `/schema` and by modules' own API docs (the distributor API's).
 """
 from __future__ import annotations
