@@ -27,3 +27,23 @@ document.querySelectorAll("input.select-all").forEach((box) => {
     document.querySelectorAll("input[name=ids]").forEach((c) => { c.checked = box.checked; });
   });
 });
+
+// Copy buttons: data-copy names the element whose text goes to the clipboard (a key, a command).
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.dataset.copy);
+  if (!source) return;
+  const text = source.textContent.trim();
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    window.getSelection().removeAllRanges();
+    window.getSelection().addRange(range);
+    document.execCommand("copy");
+  }
+  button.classList.add("done");
+  button.textContent = button.dataset.copied || "✓";
+});

@@ -233,7 +233,7 @@ async def test_openapi_documents_the_api(dist_admin):
     doc = r.json()
     paths = {p for p in doc["paths"] if p.startswith(API)}
     assert paths == {f"{API}/pipelines", f"{API}/pipelines/{{code}}", f"{API}/pipelines/{{code}}/calls",
-                     f"{API}/calls/{{call_id}}/finish", f"{API}/usage", f"{API}/quota"}
+                     f"{API}/calls/{{call_id}}/finish", f"{API}/usage", f"{API}/quota", f"{API}/statements/{{month}}"}
     admit_op = doc["paths"][f"{API}/pipelines/{{code}}/calls"]["post"]
     assert {"200", "201", "400", "401", "404", "409", "429"} <= set(admit_op["responses"])
     finish_op = doc["paths"][f"{API}/calls/{{call_id}}/finish"]["post"]

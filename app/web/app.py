@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """The one place that assembles the app: the manifest's routes, the app's own pages, and
     the plugins the manifest's modules register (their `plugins` hook)."""
     from app.ops import observability
-    from app.web import auth, health, home, rbac_admin
+    from app.web import auth, health, home, openapi_ui, rbac_admin
     from app.web.views import routes
 
     settings = settings or load_settings()
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *health.handlers, *auth.handlers, *home.handlers, *rbac_admin.handlers, switch_language,
             *routes.handlers(catalog),
             create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False),
+            openapi_ui.assets_router(),
         ],
         plugins=plugins,
         state=State({"ctx": ctx}),
@@ -86,7 +87,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         csrf_config=CSRFConfig(secret=csrf_secret(settings), cookie_httponly=False, cookie_samesite="lax",
                                exclude=[f"^{re.escape(prefix)}" for prefix in keyed]),
         template_config=template_config,
-        openapi_config=OpenAPIConfig(title="Pipeline-App", version="1.0.0", path="/schema"),
+        openapi_config=OpenAPIConfig(title="Pipeline-App", version="1.0.0", path="/schema",
+                                     render_plugins=[openapi_ui.LocalSwaggerPlugin()]),
         exception_handlers={CrudError: crud_error_handler, HTTPException: http_exception_handler,
                             **auth.exception_handlers, Exception: internal_error_handler},
     )

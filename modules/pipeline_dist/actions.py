@@ -1,9 +1,10 @@
 """Distributor record page: key buttons (generate / rotate / revoke) and its effective prices.
 
 Each key action serves the page button and the JSON API (app/web/actions.py). The JSON caller gets
-`{"api_key", "prefix"}`; the page gets `_secret`, which the runtime shows once on the record
-page and never again. The two answers are told apart by the path so the JSON body never carries
-`_secret` and the page never carries the key outside that one-time block.
+`{"api_key", "prefix"}`; the page gets `_secret` (the key and a ready curl command with it),
+which the runtime shows once on the record page and never again. The two answers are told
+apart by the path so the JSON body never carries `_secret` and the page never carries the key
+outside that one-time block.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from app.core.clock import utcnow
 from app.core.context import ctx_of
 from app.crud.rows import CrudError, public
 from app.web.ui import lang_of
+from modules.pipeline_dist.key_page import keys_block, try_it
 from modules.pipeline_dist.keys import issue_key, revoke_key
 from modules.pipeline_ops.pricing import bilingual, choice_label, describe, resolve_prices, table_html
 
@@ -40,7 +42,9 @@ def _answer(request: Request, key: str, row: dict[str, Any], extra: dict[str, An
     message = bilingual(lang, "新密钥只显示这一次，请立即复制并安全交给分销商；离开本页后无法再次查看。",
                         "This is the only time the new key is shown: copy it now and hand it over safely. "
                         "It cannot be displayed again.")
-    return {"_secret": {"message": message, "value": key}}
+    return {"_secret": {"message": message, "value": key, "example": try_it(request, key),
+                        "example_title": bilingual(lang, "试一下（列出该分销商的产线和价格）：",
+                                                   "Try it (lists this distributor's pipelines and prices):")}}
 
 
 async def generate_key(request: Request, tv: TableView, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -104,11 +108,14 @@ async def distributor_prices(request: Request, tv: TableView, row: dict[str, Any
 
 ACTIONS = {"distributors": {"generate_key": generate_key, "rotate_key": rotate_key,
                             "revoke_key": revoke_key_action}}
+
+
 async def distributor_page_blocks(request: Request, tv: TableView, row: dict[str, Any]) -> list[str]:
-    """The distributor's page: its effective prices and its calls per day."""
+    """The distributor's page: its keys, its effective prices, its calls and refusals per day."""
     from modules.pipeline_ops.usage_report import distributor_chart
 
-    return [*await distributor_prices(request, tv, row), await distributor_chart(request, tv, row)]
+    return [keys_block(request, tv, row), *await distributor_prices(request, tv, row),
+            await distributor_chart(request, tv, row)]
 
 
 EXTRAS = {"distributors": distributor_page_blocks}

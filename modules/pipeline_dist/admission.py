@@ -19,7 +19,8 @@ Why it is built this way:
   `max_concurrency` while calls run (counting only while limited would leak slots or free
   slots never taken).
 * Refused calls (429) leave no usage row, so a retry with the same request_id is admitted
-  normally later; they are counted by reason in the `pipeline_dist_calls_total` metric.
+  normally later; they are counted by reason in the `pipeline_dist_calls_total` metric and, per
+  distributor, pipeline, reason and day, in `dist_rejections` (`activity`, off the hot path).
 * Idempotency is the unique (distributor_id, request_id) index: a repeat is answered from the
   first call's row; a racing twin loses on the index, rolls back (its counter increments with
   it) and is answered from the winner's row.
@@ -150,11 +151,11 @@ async def _admit_once(store: Store, settings: Settings, distributor_id: str, cod
                 if ctx is not None and ctx.get("cached"):
                     fresh = True
                     continue
-                raise refused(*refusal)
+                raise refused(*refusal, ctx)
             usage = {"id": new_id(), "pipeline_id": ctx["pipeline_id"], "version_no": ctx["published_version"],
                      "distributor_id": distributor_id, "request_id": request_id, "units": units,
                      "unit_price": price.unit_price, "amount": price.amount(units), "currency": price.currency,
-                     "status": "running", "started_at": now,
+                     "price_mode": price.mode, "status": "running", "started_at": now,
                      "lease_expires_at": now + timedelta(minutes=settings.call_lease_minutes),
                      "client_ip": client_ip, "created_at": now, "updated_at": now}
             admitted, values = await tx.admit(limits, usage, now, ctx.get("version"))
@@ -168,7 +169,7 @@ async def _admit_once(store: Store, settings: Settings, distributor_id: str, cod
         hit = hit_limit(limits, values)
         if hit is None:  # cannot happen: the check and this test read the same locked values
             raise DistError(503, "admission check disagreed; retry", code="busy")
-        raise refused(quota_refusal(hit, values[hit.counter_id]), hit.name, None)
+        raise refused(quota_refusal(hit, values[hit.counter_id]), hit.name, None, ctx)
     call = {**usage, "code": ctx["code"], "finished_at": None, "latency_ms": None}
     tally("admitted")
     return Admitted(call, [lim.quota(values[lim.counter_id]) for lim in limits if lim.limit is not None], False)

@@ -29,11 +29,16 @@ from modules.pipeline_dist.bodies import (
     PriceOut,
     QuotaOut,
     QuotaReport,
+    RejectionRow,
+    StatementLine,
+    StatementOut,
+    StatementTotal,
     StepOut,
     UsageOut,
     UsageRow,
     call_out,
     money,
+    stamp,
 )
 from modules.pipeline_dist.key_auth import distributor_of, key_middleware
 from modules.pipeline_dist.limits import DistError, Limit, limits_for
@@ -107,10 +112,14 @@ class JSONBytes:
                  200: ResponseSpec(CallOut, description="A repeat of an admitted request_id: the first answer."),
                  **_errors(400, 401, 404, 409, 429)})
 async def admit_call(request: Request, code: FromPath[str], data: JSONBody[AdmitIn]) -> JSONBytes:
-    result = await admit(state_of(request).store, request.app.state.ctx.settings,
-                             distributor_id=distributor_of(request), code=code, request_id=data.request_id,
-                             units=data.units,
-                             client_ip=client_ip(request))
+    state, distributor_id = state_of(request), distributor_of(request)
+    try:
+        result = await admit(state.store, request.app.state.ctx.settings, distributor_id=distributor_id, code=code,
+                             request_id=data.request_id, units=data.units, client_ip=client_ip(request))
+    except DistError as exc:
+        if exc.reason is not None:  # a refusal: counted in memory, written in the background
+            state.activity.refused(distributor_id, exc.pipeline_id, exc.reason)
+        raise
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     tight = [q for q in result.quotas if q["reset"] is not None]
     if tight:  # the quota closest to running out, for clients that pace themselves
@@ -192,7 +201,8 @@ async def get_pipeline(request: Request, code: FromPath[str]) -> PipelineOut:
 
 @get("/usage", operation_id="dist_usage", summary="Your usage by business day and pipeline",
      description=f"Dates are business days (YYYY-MM-DD, both ends included; default the last 7 days, at most "
-                 f"{MAX_USAGE_DAYS}).", responses=_errors(400, 401))
+                 f"{MAX_USAGE_DAYS}). `rejections`: your refused calls per day, pipeline and reason.",
+     responses=_errors(400, 401))
 async def usage(request: Request,
                 date_from: Annotated[date | None, QueryParameter(name="from", description="First day")] = None,
                 date_to: Annotated[date | None, QueryParameter(name="to", description="Last day")] = None,
@@ -222,12 +232,45 @@ async def usage(request: Request,
             .group_by(day, p.c.code, u.c.currency).order_by(day, p.c.code))
     if pipeline:
         stmt = stmt.where(p.c.code == pipeline)
+    rj = ctx.catalog.tables["dist_rejections"].table
+    refusals = (select(rj.c.day, p.c.code, rj.c.reason, func.sum(rj.c.refusals))
+                .outerjoin(p, p.c.id == rj.c.pipeline_id)
+                .where(rj.c.distributor_id == distributor_of(request), rj.c.day >= date_from, rj.c.day <= date_to)
+                .group_by(rj.c.day, p.c.code, rj.c.reason).order_by(rj.c.day, p.c.code, rj.c.reason))
+    if pipeline:
+        refusals = refusals.where(p.c.code == pipeline)
     async with ctx.db.connect() as conn:
         rows = (await conn.execute(stmt)).all()
+        refused = (await conn.execute(refusals)).all()
     return UsageOut(timezone=tz_name, date_from=date_from.isoformat(), date_to=date_to.isoformat(), rows=[
         UsageRow(date=r[0], pipeline=r[1], currency=r[2], calls=int(r[3]), running=int(r[4] or 0),
                  succeeded=int(r[5] or 0), failed=int(r[6] or 0), expired=int(r[7] or 0), units=int(r[8] or 0),
-                 amount=money(Decimal(str(r[9] or 0)))) for r in rows])
+                 amount=money(Decimal(str(r[9] or 0)))) for r in rows],
+        rejections=[RejectionRow(date=r[0].isoformat(), pipeline=r[1], reason=r[2], refused=int(r[3]))
+                    for r in refused])
+
+
+@get("/statements/{month:str}", operation_id="dist_statement", summary="Your statement for a month",
+     description="Per pipeline, currency and price mode: calls, units and amount of the calls that started in that "
+                 "business month (YYYY-MM, see `timezone`). Open months are counted now; a closed month is frozen. "
+                 "Totals are the exact sum of the lines and adjustments.", responses=_errors(400, 401))
+async def statement(request: Request, month: FromPath[str]) -> StatementOut:
+    from modules.pipeline_dist.statements import parse_month
+    from modules.pipeline_dist.statements import statement as statement_of
+
+    try:
+        first = parse_month(month)
+    except ValueError:
+        raise DistError(400, "the month is YYYY-MM, e.g. 2026-11") from None
+    st = await statement_of(request.app.state.ctx, distributor_of(request), first)
+
+    def lines(items: list) -> list[StatementLine]:
+        return [StatementLine(pipeline=x.pipeline, name=x.name, currency=x.currency, price_mode=x.price_mode,
+                              calls=x.calls, units=x.units, amount=f"{x.amount:.6f}", month=x.month) for x in items]
+
+    return StatementOut(month=st.month, timezone=st.timezone, status="closed" if st.closed_at else "open",
+                        closed_at=stamp(st.closed_at), lines=lines(st.lines), adjustments=lines(st.adjustments),
+                        totals=[StatementTotal(**t) for t in st.totals()])
 
 
 @get("/quota", operation_id="dist_quota", summary="Your quotas and concurrency now",
@@ -272,6 +315,6 @@ async def quota(request: Request) -> QuotaReport:
 
 
 handlers: list = [Router(
-    "/api/dist/v1", route_handlers=[list_pipelines, get_pipeline, admit_call, finish_call, usage, quota],
+    "/api/dist/v1", route_handlers=[list_pipelines, get_pipeline, admit_call, finish_call, usage, quota, statement],
     middleware=[key_middleware], exception_handlers={DistError: dist_error_handler}, tags=["Distributor API"],
     security=[{"DistributorKey": []}, {"DistributorApiKey": []}])]

@@ -97,11 +97,54 @@ class UsageRow(Struct):
     amount: Annotated[str, Meta(examples=["12.340000"])]
 
 
+class RejectionRow(Struct):
+    date: Annotated[str, Meta(examples=["2026-11-23"], description="Business day (see `timezone`).")]
+    pipeline: Annotated[str | None, Meta(examples=["ocr-invoice"], description="null: no such pipeline code")]
+    reason: Annotated[str, Meta(examples=["link.daily"], description=(
+        "The limit a 429 named, `not_found` (not offered to you) or `unauthorized` (account not active)."))]
+    refused: int
+
+
 class UsageOut(Struct):
     timezone: Annotated[str, Meta(examples=["Asia/Shanghai"])]
     date_from: Annotated[str, Meta(examples=["2026-11-17"])]
     date_to: Annotated[str, Meta(examples=["2026-11-23"])]
     rows: list[UsageRow]
+    rejections: Annotated[list[RejectionRow], Meta(description=(
+        "Calls refused (no usage row, never charged), counted per day, pipeline and reason; written every few "
+        "seconds, so the last seconds may be missing."))] = []
+
+
+class StatementLine(Struct):
+    pipeline: Annotated[str, Meta(examples=["ocr-invoice"])]
+    name: str
+    currency: Annotated[str, Meta(examples=["CNY"])]
+    price_mode: Annotated[str | None, Meta(examples=["unit"], description="unit or package (null: calls "
+                                                                          "admitted before the mode was kept)")]
+    calls: int
+    units: int
+    amount: Annotated[str, Meta(examples=["12.340000"], description="Decimal string, exact")]
+    month: Annotated[str | None, Meta(examples=["2026-10"], description="Adjustments: the closed month they correct")
+                     ] = None
+
+
+class StatementTotal(Struct):
+    currency: Annotated[str, Meta(examples=["CNY"])]
+    calls: int
+    units: int
+    amount: Annotated[str, Meta(examples=["12.340000"])]
+
+
+class StatementOut(Struct):
+    month: Annotated[str, Meta(examples=["2026-11"])]
+    timezone: Annotated[str, Meta(examples=["Asia/Shanghai"])]
+    status: Annotated[Literal["open", "closed"], Meta(description=(
+        "open: counted now from your calls; closed: frozen when the month was closed, never changes."))]
+    closed_at: str | None
+    lines: list[StatementLine]
+    adjustments: Annotated[list[StatementLine], Meta(description=(
+        "Changes to the previous (closed) month's calls after it was closed, such as late finishes."))]
+    totals: Annotated[list[StatementTotal], Meta(description="Per currency: lines plus adjustments.")]
 
 
 class PipelineQuota(Struct):

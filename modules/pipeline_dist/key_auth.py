@@ -4,7 +4,8 @@ The key comes in `Authorization: Bearer` (or `X-API-Key`), never the query strin
 runs as the router's middleware, before the body is even parsed, so every key problem is the
 same 401 whatever else is wrong with the request. Verified keys are cached per worker for
 `key_cache_seconds` (`DistState.keys`: revocation takes effect within that on every worker) and
-a malformed key is refused without a query.
+a malformed key is refused without a query. Each accepted key's use (time, client IP) is noted
+in memory (`activity`) and written in the background, never on the request.
 """
 from __future__ import annotations
 
@@ -79,12 +80,14 @@ async def require_key(scope: dict) -> None:
 
             async with ctx.db.connect() as conn:
                 row = await verify_key(conn, ctx.settings, key)
-            return None if row is None else {"id": row["id"], "name": row["name"]}
+            return None if row is None else {"id": row["id"], "name": row["name"], "slot": row["key_slot"]}
 
         distributor = await state.keys.get(key, load)
         reason = "unknown, revoked or expired key, or distributor not active"
     if distributor is not None:
         scope.setdefault("state", {})[DISTRIBUTOR] = distributor
+        client = scope.get("client")
+        state.activity.key_used(distributor["id"], distributor["slot"], client[0] if client else None)
         return
     log.info("distributor API refused %s %s: %s key", scope.get("method"), scope["path"], reason)
     tally("rejected", "unauthorized")

@@ -22,6 +22,7 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.crud.rows import Actor, CrudError
 from app.crud.store import audit, get_row
+from modules.pipeline_dist.activity import CURRENT, PREVIOUS
 from modules.pipeline_dist.key_format import display_prefix, generate_key, key_hash, well_formed
 
 MAX_GRACE_HOURS = 24 * 30
@@ -69,14 +70,17 @@ async def issue_key(ctx: Any, actor: Actor, distributor_id: str, *, rotate: bool
         values: dict[str, Any] = {
             "api_key_hash": key_hash(key, ctx.settings.key_secret), "api_key_prefix": display_prefix(key),
             "key_created_at": now, "key_expires_at": None, "prev_key_hash": None, "prev_key_expires_at": None,
-            "updated_at": now,
+            "key_last_used_at": None, "key_last_used_ip": None, "prev_key_last_used_at": None,
+            "prev_key_last_used_ip": None, "updated_at": now,
         }
         grace = grace_of(ctx.settings, grace_hours) if rotate else 0
         if grace > 0:
             until = now + timedelta(seconds=round(grace * 3600))  # whole seconds, as the column stores
             if before["key_expires_at"] is not None:
                 until = min(until, before["key_expires_at"])  # grace never extends a key's own expiry
-            values |= {"prev_key_hash": before["api_key_hash"], "prev_key_expires_at": until}
+            values |= {"prev_key_hash": before["api_key_hash"], "prev_key_expires_at": until,
+                       "prev_key_last_used_at": before["key_last_used_at"],
+                       "prev_key_last_used_ip": before["key_last_used_ip"]}
         await conn.execute(update(tv.table).where(tv.table.c.id == distributor_id).values(**values))
         after = await get_row(ctx, tv, distributor_id, conn)
         action = "rotate_key" if rotate else "generate_key"
@@ -93,7 +97,8 @@ async def revoke_key(ctx: Any, actor: Actor, distributor_id: str) -> dict[str, A
             raise CrudError(409, "this distributor has no key to revoke")
         await conn.execute(update(tv.table).where(tv.table.c.id == distributor_id).values(
             api_key_hash=None, api_key_prefix=None, key_created_at=None, key_expires_at=None,
-            prev_key_hash=None, prev_key_expires_at=None, updated_at=utcnow()))
+            prev_key_hash=None, prev_key_expires_at=None, prev_key_last_used_at=None, prev_key_last_used_ip=None,
+            updated_at=utcnow()))
         after = await get_row(ctx, tv, distributor_id, conn)
         await audit(ctx, conn, actor, "revoke_key", tv, distributor_id, before, after)
     return after
@@ -114,7 +119,8 @@ def _distributors() -> Table:
 async def verify_key(conn: AsyncConnection, settings: Settings, key: str, *,
                      now: datetime | None = None) -> dict[str, Any] | None:
     """The distributor a key belongs to, or None: unknown, revoked, expired, past its grace, or
-    the distributor is not active. A malformed key (typo, wrong checksum) costs no query.
+    the distributor is not active. A malformed key (typo, wrong checksum) costs no query. The row
+    comes with `key_slot`: which of its keys matched (`activity.CURRENT` or `PREVIOUS`).
 
     The lookup is by hash (indexed, current or previous); the match is then confirmed with
     `hmac.compare_digest`. `now` (naive UTC) is for tests.
@@ -132,5 +138,5 @@ async def verify_key(conn: AsyncConnection, settings: Settings, key: str, *,
         previous = row["prev_key_hash"] is not None and hmac.compare_digest(row["prev_key_hash"], digest) \
             and row["prev_key_expires_at"] is not None and now < row["prev_key_expires_at"]
         if (current or previous) and row["status"] == "active":
-            return row
+            return {**row, "key_slot": CURRENT if current else PREVIOUS}
     return None

@@ -41,12 +41,15 @@ LINK_KEYS = ("id", "enabled", *PRICE_KEYS, "effective_from", "effective_to")
 
 
 class DistError(Exception):
-    """A refusal with its HTTP status; `limit` names the quota a 429 hit."""
+    """A refusal with its HTTP status; `limit` names the quota a 429 hit. A refusal of an admission
+    (`refused`) also carries its metric `reason` and the pipeline, for the refusal counters."""
 
     def __init__(self, status: int, message: str, *, code: str | None = None, limit: Limit | None = None,
                  used: int = 0):
         super().__init__(message)
         self.status, self.message, self.code, self.limit, self.used = status, message, code, limit, used
+        self.reason: str | None = None
+        self.pipeline_id: str | None = None
 
 
 class Duplicate(Exception):
@@ -149,11 +152,12 @@ def link_in_period(ctx: Mapping[str, Any], at: datetime) -> bool:
 Refusal = tuple[DistError, str, tuple | None]  # the error, its metric reason, (log level, format, *args)
 
 
-def refused(error: DistError, reason: str, logged: tuple | None) -> DistError:
-    """Count (and log) a refusal once it is final."""
+def refused(error: DistError, reason: str, logged: tuple | None, ctx: Mapping[str, Any] | None = None) -> DistError:
+    """Count (and log) a refusal once it is final; `ctx` (the admission context) names its pipeline."""
     if logged is not None:
         log.log(*logged)
     tally("rejected", reason)
+    error.reason, error.pipeline_id = reason, ctx.get("pipeline_id") if ctx else None
     return error
 
 
@@ -181,7 +185,7 @@ def checked_offer(ctx: dict | None, distributor_id: str, now: datetime) -> dict:
     """`offer_refusal` on a freshly read context, raised."""
     refusal = offer_refusal(ctx, distributor_id, now)
     if refusal is not None:
-        raise refused(*refusal)
+        raise refused(*refusal, ctx)
     return ctx
 
 

@@ -27,8 +27,9 @@ from typing import Any
 log = logging.getLogger("pipeline.dist")
 
 MAX_COUNTERS = 8  # 6 quota counters (3 scopes x day/month) + 2 concurrency gauges
+# written from parameters; status and times are fixed
 USAGE_PARAMS = ("id", "pipeline_id", "version_no", "distributor_id", "request_id", "units", "unit_price", "amount",
-                "currency", "lease_expires_at", "client_ip")  # written from parameters; status and times are fixed
+                "currency", "price_mode", "lease_expires_at", "client_ip")
 USAGE_FIXED = {"status": "'running'", "started_at": "now", "created_at": "now", "updated_at": "now"}
 
 

@@ -1,8 +1,12 @@
 """Daily usage totals in the business time zone: a small chart on the pipeline's and the
-distributor's page, and a report page of totals per day, distributor and pipeline.
+distributor's page (with the refused calls), and a report page of totals per day, distributor,
+pipeline and currency, with the refused calls, its filters shown, CSV/xlsx export, and each row
+opening its usage rows.
 
 Days are cut in `settings.business_timezone` and turned into naive-UTC bounds, so every query is
 an index range on (pipeline_id | distributor_id, started_at) and works the same in every dialect.
+Refusals come from the distributor API's counters (`dist_rejections`, one row per distributor,
+pipeline, reason and day), read by table name: this module does not import the distributor one.
 """
 
 from __future__ import annotations
@@ -13,14 +17,18 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from litestar import Request
+from urllib.parse import urlencode
+
+from litestar import Request, Response
 from litestar.response import Template
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, literal, select
 
 from app.core.clock import business_day, clamp_day, day_bounds, utcnow
+from app.crud.rows import jsonable
 from app.core.context import ctx_of
 from app.web.render import render
 from app.web.ui import lang_of
+from modules.pipeline_ops.sheets import sheet, wanted_format
 
 MAX_DAYS = 62
 COUNTED = ("running", "succeeded", "failed", "expired")
@@ -100,8 +108,33 @@ async def chart_block(request: Request, field: str, value: str, days: int = 30) 
     return (
         f'<section class="panel usage-chart"><h2>{title} <small>({calls}, {amount.quantize(Decimal("0.01"))})'
         f"</small></h2>{svg_bars([(d.day.isoformat(), n) for d, n, _ in totals])}"
+        f"{await refusals_block(request, field, value, days)}"
         f'<p><a href="{link}">{more}</a></p></section>'
     )
+
+
+async def refusals_by_reason(request: Request, field: str, value: str, first: date, last: date) -> list[tuple]:
+    """(reason, refusals) of one distributor or pipeline over [first, last], most first."""
+    tables = ctx_of(request).catalog.tables
+    if "dist_rejections" not in tables:
+        return []
+    t = tables["dist_rejections"].table
+    stmt = (select(t.c.reason, func.sum(t.c.refusals)).where(t.c[field] == value, t.c.day >= first, t.c.day <= last)
+            .group_by(t.c.reason).order_by(func.sum(t.c.refusals).desc()))
+    async with ctx_of(request).db.connect() as conn:
+        return [(r[0], int(r[1])) for r in await conn.execute(stmt)]
+
+
+async def refusals_block(request: Request, field: str, value: str, days: int) -> str:
+    """The refused calls (429 and other refusals) of the chart's days, per reason."""
+    lang = lang_of(request)
+    today = business_day(ctx_of(request).settings.business_timezone, utcnow())
+    counts = await refusals_by_reason(request, field, value, today - timedelta(days=days - 1), today)
+    title = "Refused calls" if lang == "en" else "被拒绝的调用"
+    if not counts:
+        return f'<p class="refusals">{title}: {"none" if lang == "en" else "无"}</p>'
+    items = "".join(f"<li><code>{escape(reason)}</code> {n}</li>" for reason, n in counts)
+    return f'<div class="refusals"><h3>{title} <small>({sum(n for _, n in counts)})</small></h3><ul>{items}</ul></div>'
 
 
 async def pipeline_chart(request: Request, tv: Any, row: dict[str, Any]) -> str:
@@ -112,6 +145,8 @@ async def distributor_chart(request: Request, tv: Any, row: dict[str, Any]) -> s
     return await chart_block(request, "distributor_id", row["id"])
 
 
+
+
 def _parse_day(text: str | None, default: date) -> date:
     try:
         return clamp_day(date.fromisoformat(text)) if text else default
@@ -119,9 +154,93 @@ def _parse_day(text: str | None, default: date) -> date:
         return default
 
 
-async def usage_daily(request: Request) -> Template:
-    """Totals per business day × distributor × pipeline, filterable, at most 62 days at once
-    (a page of the `pages` hook: module.json gives its path)."""
+@dataclass
+class ReportRow:
+    day: date
+    distributor_id: str | None
+    pipeline_id: str
+    currency: str
+    calls: int = 0
+    units: int = 0
+    amount: Decimal = Decimal(0)
+    refused: int = 0
+    link: str = ""
+
+
+def usage_link(row: ReportRow, bounds: dict[date, Day]) -> str:
+    """The usage log list filtered to this row's calls: its day (in UTC, both ends included, as the
+    list's range filter is), its distributor and pipeline."""
+    d = bounds[row.day]
+    params = {"pipeline_id": row.pipeline_id, "started_at__from": d.start.isoformat(sep=" "),
+              "started_at__to": (d.end - timedelta(seconds=1)).isoformat(sep=" ")}
+    if row.distributor_id:
+        params["distributor_id"] = row.distributor_id
+    return "/pipeline_ops/pipeline_usage_log?" + urlencode(params)
+
+
+async def report_rows(ctx: Any, days: list[Day], filters: dict[str, str]) -> list[ReportRow]:
+    """Totals per day × distributor × pipeline × currency (one query, a CASE per day) and the
+    refusals per day × distributor × pipeline, newest day first."""
+    t = ctx.catalog.tables["pipeline_usage_log"].table
+    day = case(*[(t.c.started_at < d.end, literal(d.day.isoformat())) for d in days])
+    stmt = (select(day, t.c.distributor_id, t.c.pipeline_id, t.c.currency, func.count(), func.sum(t.c.units),
+                   func.sum(t.c.amount))
+            .where(t.c.started_at >= days[0].start, t.c.started_at < days[-1].end, t.c.status.in_(COUNTED),
+                   *[t.c[k] == v for k, v in filters.items() if v])
+            .group_by(day, t.c.distributor_id, t.c.pipeline_id, t.c.currency))
+    rows: dict[tuple, ReportRow] = {}
+    async with ctx.db.connect() as conn:
+        for r in await conn.execute(stmt):
+            key = (date.fromisoformat(r[0]), r[1], r[2])
+            rows[(*key, r[3])] = ReportRow(*key, r[3], int(r[4]), int(r[5] or 0), Decimal(str(r[6] or 0)))
+        if "dist_rejections" in ctx.catalog.tables:
+            rj = ctx.catalog.tables["dist_rejections"].table
+            refused = (select(rj.c.day, rj.c.distributor_id, rj.c.pipeline_id, func.sum(rj.c.refusals))
+                       .where(rj.c.day >= days[0].day, rj.c.day <= days[-1].day, rj.c.pipeline_id.is_not(None),
+                              *[rj.c[k] == v for k, v in filters.items() if v])
+                       .group_by(rj.c.day, rj.c.distributor_id, rj.c.pipeline_id))
+            first_of: dict[tuple, ReportRow] = {}  # refusals have no currency: on the first row of their key
+            for key in sorted(rows, key=lambda k: k[3]):
+                first_of.setdefault(key[:3], rows[key])
+            for r in await conn.execute(refused):
+                key = tuple(r[:3])
+                target = first_of.get(key) or rows.setdefault((*key, ""), ReportRow(*key, ""))
+                first_of[key] = target
+                target.refused += int(r[3])
+    bounds = {d.day: d for d in days}
+    out = sorted(rows.values(), key=lambda x: (x.day, x.distributor_id or "", x.pipeline_id, x.currency),
+                 reverse=True)
+    for row in out:
+        row.link = usage_link(row, bounds)
+    return out
+
+
+def report_totals(rows: list[ReportRow]) -> list[dict[str, Any]]:
+    """Per currency (refusals have none: their own line), exact."""
+    sums: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        s = sums.setdefault(r.currency, {"currency": r.currency, "calls": 0, "units": 0, "amount": Decimal(0),
+                                         "refused": 0})
+        s["calls"], s["units"], s["amount"], s["refused"] = (s["calls"] + r.calls, s["units"] + r.units,
+                                                             s["amount"] + r.amount, s["refused"] + r.refused)
+    return [sums[c] for c in sorted(sums)]
+
+
+async def _names(ctx: Any, rows: list[ReportRow], filters: dict[str, str]) -> dict[str, str]:
+    names = {}
+    async with ctx.db.connect() as conn:
+        for table, key in (("distributors", "distributor_id"), ("pipelines", "pipeline_id")):
+            ids = {getattr(r, key) for r in rows if getattr(r, key)} | ({filters[key]} if filters[key] else set())
+            if ids:
+                tt = ctx.catalog.tables[table].table
+                names.update({i: n for i, n in await conn.execute(select(tt.c.id, tt.c.name).where(tt.c.id.in_(ids)))})
+    return names
+
+
+async def usage_daily(request: Request) -> Template | Response:
+    """Totals per business day × distributor × pipeline × currency, filterable, at most 62 days at
+    once; `?format=csv|xlsx` downloads the same table (a page of the `pages` hook: module.json
+    gives its path)."""
     ctx = ctx_of(request)
     today = business_day(ctx.settings.business_timezone, utcnow())
     last = _parse_day(request.query_params.get("to"), today)
@@ -130,43 +249,19 @@ async def usage_daily(request: Request) -> Template:
     if first > last:
         first = last
     filters = {k: request.query_params.get(k, "")[:32] for k in ("distributor_id", "pipeline_id")}
-    t = ctx.catalog.tables["pipeline_usage_log"].table
-    rows = []
-    async with ctx.db.connect() as conn:
-        for d in reversed(days_between(ctx.settings.business_timezone, first, last)):
-            stmt = (
-                select(
-                    t.c.distributor_id,
-                    t.c.pipeline_id,
-                    func.count().label("calls"),
-                    func.sum(t.c.units).label("units"),
-                    func.sum(t.c.amount).label("amount"),
-                )
-                .where(
-                    t.c.started_at >= d.start,
-                    t.c.started_at < d.end,
-                    t.c.status.in_(COUNTED),
-                    *[t.c[k] == v for k, v in filters.items() if v],
-                )
-                .group_by(t.c.distributor_id, t.c.pipeline_id)
-            )
-            rows += [(d.day, r) for r in (await conn.execute(stmt)).all()]
-        names = {}
-        for table, key in (("distributors", "distributor_id"), ("pipelines", "pipeline_id")):
-            ids = {getattr(r, key) for _, r in rows if getattr(r, key)}
-            if ids:
-                tt = ctx.catalog.tables[table].table
-                names.update(
-                    {i: n for i, n in (await conn.execute(select(tt.c.id, tt.c.name).where(tt.c.id.in_(ids))))}
-                )
-    return render(
-        request,
-        "usage_daily.html",
-        rows=rows,
-        names=names,
-        first=first,
-        last=last,
-        filters=filters,
-        timezone=ctx.settings.business_timezone,
-    )
-
+    rows = await report_rows(ctx, days_between(ctx.settings.business_timezone, first, last), filters)
+    names = await _names(ctx, rows, filters)
+    lang = lang_of(request)
+    fmt = wanted_format(request.query_params)
+    if fmt:
+        internal = "internal" if lang == "en" else "内部"
+        return sheet(fmt, f"usage-{first}-{last}", ["day", "distributor", "pipeline", "currency", "calls", "units",
+                                                    "amount", "refused"],
+                     [[r.day.isoformat(), names.get(r.distributor_id, r.distributor_id or internal),
+                       names.get(r.pipeline_id, r.pipeline_id), r.currency, r.calls, r.units, r.amount, r.refused]
+                      for r in rows])
+    query = {k: jsonable(v) for k, v in {"from": first, "to": last, **filters}.items() if v}
+    return render(request, "usage_daily.html", rows=rows, names=names, first=first, last=last, filters=filters,
+                  totals=report_totals(rows), timezone=ctx.settings.business_timezone, counted=COUNTED,
+                  export=urlencode(query),
+                  without={k: urlencode({q: v for q, v in query.items() if q != k}) for k in filters})

@@ -35,7 +35,8 @@ async def test_daily_totals_and_chart(admin, clock):
 
     report = await admin.client.get("/pipeline_ops/usage_daily", params={"distributor_id": d["id"]})
     assert report.status_code == 200
-    cells = re.findall(r"<tr><td>(\d{4}-\d\d-\d\d)</td><td>Dee</td>\s*<td>Usage One</td><td class=\"t-int\">(\d+)"
-                       r"</td>\s*<td class=\"t-int\">(\d+)</td><td class=\"t-decimal\">([\d.]+)</td></tr>", report.text)
+    cells = re.findall(r"<tr><td><a href=\"[^\"]+\">(\d{4}-\d\d-\d\d)</a></td><td>Dee</td>\s*<td>Usage One</td>"
+                       r"<td>CNY</td><td class=\"t-int\">(\d+)</td>\s*<td class=\"t-int\">(\d+)</td>"
+                       r"<td class=\"t-decimal\">([\d.]+)</td><td class=\"t-int\">0</td></tr>", report.text)
     got = {day: (int(n), int(u), float(a)) for day, n, u, a in cells}
     assert got == {today.isoformat(): (3, 6, 3.0), (today - timedelta(days=1)).isoformat(): (2, 4, 2.0)}

@@ -1,0 +1,82 @@
+"""The distributor page's key block: a key usable in a minute.
+
+Shown once with a new key (the record page's secret block): the key with a copy button and a
+ready `curl` against this server. Always: each key's state (prefix, created, expiry, last used:
+time and client IP, written by `activity` every few seconds), a rotate form with a chosen grace
+period, and the link to the API's docs.
+"""
+from __future__ import annotations
+
+import shlex
+from html import escape
+from typing import Any
+
+from litestar import Request
+from litestar.utils.scope.state import ScopeState
+
+from app.core.context import ctx_of
+from app.web.ui import lang_of
+from modules.pipeline_dist.dist_docs import PREFIX
+from modules.pipeline_ops.pricing import bilingual
+
+GRACE_CHOICES = (0, 1, 24, 72, 168)  # hours the old key keeps working after a rotation
+
+
+def try_it(request: Request, key: str) -> str:
+    """A command that works as it is: this server, this key, the distributor's own pipelines."""
+    url = str(request.base_url).rstrip("/") + PREFIX + "/pipelines"
+    return f"curl -sS {shlex.quote(url)} -H {shlex.quote('Authorization: Bearer ' + key)}"
+
+
+def _when(value: Any, ip: Any, lang: str) -> str:
+    if value is None:
+        return bilingual(lang, "从未使用", "never")
+    return escape(f"{value} UTC") + (f" · {escape(str(ip))}" if ip else "")
+
+
+def _csrf_input(request: Request) -> str:
+    token = ScopeState.from_scope(request.scope).csrf_token
+    if not isinstance(token, str):
+        csrf = request.app.csrf_config
+        token = request.cookies.get(csrf.cookie_name, "") if csrf else ""
+    return f'<input type="hidden" name="_csrf_token" value="{escape(token)}">'
+
+
+def keys_block(request: Request, tv: Any, row: dict[str, Any]) -> str:
+    """Both keys' state and use, the rotate form with its grace choice, the docs link."""
+    lang = lang_of(request)
+    t = lambda zh, en: bilingual(lang, zh, en)  # noqa: E731 - a local shorthand for this block's labels
+    rows = []
+    if row.get("api_key_prefix"):
+        rows.append((t("当前密钥", "Current key"), f"<code>{escape(row['api_key_prefix'])}…</code>",
+                     escape(str(row.get("key_created_at") or "")),
+                     escape(str(row.get("key_expires_at") or t("不过期", "no expiry"))),
+                     _when(row.get("key_last_used_at"), row.get("key_last_used_ip"), lang)))
+    if row.get("prev_key_expires_at"):
+        rows.append((t("旧密钥（宽限期内）", "Previous key (in its grace)"), "", "",
+                     escape(str(row["prev_key_expires_at"])),
+                     _when(row.get("prev_key_last_used_at"), row.get("prev_key_last_used_ip"), lang)))
+    head = [t("密钥", "Key"), t("前缀", "Prefix"), t("生成", "Created"), t("到期", "Expires"),
+            t("最近使用", "Last used")]
+    table = ("<table class='list keys'><thead><tr>" + "".join(f"<th scope='col'>{h}</th>" for h in head)
+             + "</tr></thead><tbody>"
+             + ("".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+                or f"<tr><td colspan='5' class='empty'>{t('尚无密钥', 'No key yet')}</td></tr>")
+             + "</tbody></table>")
+    parts = [f"<section class='extra dist-keys'><h2>{t('API 密钥', 'API keys')}</h2>", table]
+    if row.get("api_key_prefix"):
+        default = ctx_of(request).settings.key_grace_hours
+        options = "".join(
+            f"<option value='{h}'{' selected' if h == default else ''}>"
+            f"{t('立即失效（泄露时）', 'at once (a leak)') if h == 0 else str(h) + ' h'}</option>"
+            for h in sorted({*GRACE_CHOICES, default}))
+        parts.append(
+            f"<form method='post' action='{tv.base}/{escape(row['id'])}/rotate_key' class='rotate'>"
+            f"{_csrf_input(request)}<label for='grace_hours'>"
+            f"{t('轮换密钥，旧密钥继续有效', 'Rotate: the old key works for')}</label> "
+            f"<select id='grace_hours' name='grace_hours'>{options}</select> "
+            f"<button type='submit'>{t('轮换', 'Rotate key')}</button></form>")
+    parts.append(f"<p><a href='{PREFIX}/docs'>{t('分销商 API 文档（可直接发给分销商）', 'Distributor API docs')}"
+                 f"</a> · <a href='/pipeline_dist/statements?distributor_id={escape(row['id'])}'>"
+                 f"{t('月结账单', 'Monthly statements')}</a></p></section>")
+    return "".join(parts)
