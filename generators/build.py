@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from generators.ddl import ddl_text
 from generators.forms import write_forms
 from generators.loader import load_specs
 from generators.manifest import write_manifest
+from generators.raw_spec import parse_spec
 
 DIALECT_FILES = ("mysql", "sqlite", "postgresql")
 RBAC_MODELS = "rbac"
@@ -36,8 +38,11 @@ def build(root: Path) -> Path:
     for dialect in DIALECT_FILES:
         (tmp / "ddl" / f"app.{dialect}.sql").write_text(ddl_text(app_specs, dialect), encoding="utf-8")
         (tmp / "ddl" / f"rbac.{dialect}.sql").write_text(ddl_text(rbac_specs, dialect), encoding="utf-8")
-    manifest = write_manifest(root, app_specs, tmp, rbac_specs)
-    write_forms(root, app_specs, {name: t["view"] for name, t in manifest["tables"].items()}, tmp)
+    manifest, warnings = write_manifest(root, app_specs, tmp, rbac_specs)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    served = [parse_spec(t["spec"], name) for name, t in manifest["tables"].items()]  # as the views label them
+    write_forms(root, served, {name: t["view"] for name, t in manifest["tables"].items()}, tmp)
     old = root / "build.old"
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():

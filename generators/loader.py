@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from generators.raw_spec import parse_spec, spec_to_raw
-from generators.spec import SpecError, TableSpec
-from generators.xlsx_spec import read_xlsx, read_xlsx_bytes, xlsx_bytes
+from generators.spec import SpecError, TableSpec, raise_all
+from generators.xlsx_spec import ExtraSheet, extra_sheets, read_xlsx, read_xlsx_bytes, xlsx_bytes
 
 
 def read_json(path: Path) -> Any:
@@ -37,7 +37,15 @@ def load_spec(path: Path | str) -> TableSpec:
 
 def spec_files(paths: list[Path | str]) -> list[Path]:
     """Expand folders into their spec files (recursively), sorted, so output order is stable."""
+    files, problems = expand_paths(paths)
+    raise_all(problems)
+    return files
+
+
+def expand_paths(paths: list[Path | str]) -> tuple[list[Path], list[SpecError]]:
+    """The .json/.xlsx files of `paths` (folders recursively, sorted), and the paths that are missing."""
     out: list[Path] = []
+    problems: list[SpecError] = []
     for p in map(Path, paths):
         if p.is_dir():
             out.extend(sorted(x for x in p.rglob("*") if x.suffix in (".json", ".xlsx") and x.is_file()
@@ -45,30 +53,45 @@ def spec_files(paths: list[Path | str]) -> list[Path]:
         elif p.exists():
             out.append(p)
         else:
-            raise SpecError(str(p), None, None, "no such file or folder")
-    return out
+            problems.append(SpecError(str(p), None, None, "no such file or folder"))
+    return out, problems
+
+
+def read_specs(paths: list[Path | str]) -> tuple[list[TableSpec], list[SpecError]]:
+    """Every good spec under `paths`, and every problem of the others (all of each file's).
+
+    A table given both as JSON and as Excel must agree; it is kept once."""
+    files, problems = expand_paths(paths)
+    by_name: dict[str, TableSpec] = {}
+    for path in files:
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            problems += exc.problems
+            continue
+        other = by_name.get(spec.name)
+        if other is None:
+            by_name[spec.name] = spec
+        elif other != spec:
+            problems.append(SpecError(str(path), spec.name, None, f"differs from the same table in {other.source}"))
+    return list(by_name.values()), problems
 
 
 def load_specs(paths: list[Path | str]) -> list[TableSpec]:
-    """Load every spec under `paths`. A table given both as JSON and as Excel must agree."""
-    by_name: dict[str, TableSpec] = {}
-    for path in spec_files(paths):
-        spec = load_spec(path)
-        other = by_name.get(spec.name)
-        if other is not None:
-            if other != spec:
-                raise SpecError(str(path), spec.name, None,
-                                f"differs from the same table in {other.source}")
-            continue
-        by_name[spec.name] = spec
-    return list(by_name.values())
+    """Load every spec under `paths`, or raise the problems of all the files that have any."""
+    specs, problems = read_specs(paths)
+    raise_all(problems)
+    return specs
 
 
-def convert(src: Path | str, dst: Path | str) -> None:
+def convert(src: Path | str, dst: Path | str, template: Path | str | None = None) -> None:
     """Convert a spec between JSON and Excel by the files' suffixes, refusing a lossy result.
 
     The new file is read back in memory before it is written and must give the same TableSpec,
-    so a value a workbook cannot hold fails here, not later as "differs" in the build.
+    so a value a workbook cannot hold fails here, not later as "differs" in the build. Types are
+    written as the source spells them (`bigint` stays `bigint`). A workbook keeps the sheets that
+    hold no spec (the ecosystem template's coding and help): those of the `template` if given,
+    else those of the workbook it replaces.
     """
     src, dst = Path(src), Path(dst)
     if (src.suffix, dst.suffix) not in ((".json", ".xlsx"), (".xlsx", ".json")):
@@ -78,9 +101,9 @@ def convert(src: Path | str, dst: Path | str) -> None:
     if not src.is_file():
         raise SpecError(str(src), None, None, "no such file")
     spec = load_spec(src)
-    raw = spec_to_raw(spec)
+    raw = spec_to_raw(spec, as_written=True)
     if dst.suffix == ".xlsx":
-        data = xlsx_bytes(raw, dst)
+        data = xlsx_bytes(raw, dst, _kept_sheets(dst, template))
         back = parse_spec(read_xlsx_bytes(data, dst), str(dst))
     else:
         text = json.dumps(raw, ensure_ascii=False, indent=2) + "\n"
@@ -94,3 +117,14 @@ def convert(src: Path | str, dst: Path | str) -> None:
         dst.write_bytes(data)
     except OSError as exc:
         raise SpecError(str(dst), spec.name, None, f"cannot write: {exc.strerror}") from None
+
+
+def _kept_sheets(dst: Path, template: Path | str | None) -> list[ExtraSheet]:
+    """The extra sheets a converted workbook gets: the template's, else the replaced workbook's
+    (none when that is not a readable workbook: there is nothing to keep)."""
+    if template is not None:
+        return extra_sheets(template)
+    try:
+        return extra_sheets(dst) if dst.is_file() else []
+    except SpecError:
+        return []

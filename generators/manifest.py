@@ -1,10 +1,8 @@
 """The CRUD route manifest: modules, their tables, view options and every route the app serves,
 and the RBAC tables it logs in against.
 
-View options follow the ecosystem's CRUD view definitions (`modules/<module>/views/<table>.json`,
-keys as the ecosystem spells them) normalised into data the runtime reads, the way Django's
-`ModelAdmin` keeps view options as data. A table without a view file gets sensible defaults,
-so a new table is a new spec file and nothing else.
+View options come from the ecosystem's CRUD view files (`modules/<module>/views/<table>.json`),
+checked and normalised by `generators.views`; a table without one gets sensible defaults.
 """
 from __future__ import annotations
 
@@ -14,104 +12,9 @@ from typing import Any
 
 from generators.loader import read_json
 from generators.raw_spec import spec_to_raw
-from generators.spec import SpecError, TableSpec
-
-VIEW_PARAM_KEYS = {
-    "sortby", "confidential_fields", "logined_userid", "logined_userorgid", "browserfields",
-    "editexclouded", "edit_exclouded_fields", "subtables", "record_toolbar", "toolbar", "noedit",
-    "relation", "idField", "textField", "editable", "parentField", "binds", "search_fields",
-    "filter_fields", "page_rows", "menu", "internal", "range_fields", "big",
-}
-VIEW_KEYS = {"tblname", "title", "titles", "params", "uitype", "models_dir", "output_dir", "dbname"}
-SYSTEM_FIELDS = ("created_at", "updated_at", "created_by")
-
-
-def _as_list(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def normalise_view(spec: TableSpec, raw: dict | None, source: str) -> dict:
-    """Ecosystem view definition (or none) → the runtime's view options, checked against the spec."""
-    raw = raw or {}
-    unknown = sorted(set(raw) - VIEW_KEYS)
-    if unknown:
-        raise SpecError(source, spec.name, None, f"unknown view key {unknown[0]!r}")
-    params = raw.get("params") or {}
-    unknown = sorted(set(params) - VIEW_PARAM_KEYS)
-    if unknown:
-        raise SpecError(source, spec.name, None, f"unknown view param {unknown[0]!r}")
-    names = [f.name for f in spec.fields]
-
-    def check(fields: list, what: str) -> list[str]:
-        for name in fields:
-            if name not in names:
-                raise SpecError(source, spec.name, str(name), f"{what} names an unknown field")
-        return list(fields)
-
-    browser = params.get("browserfields") or {}
-    hidden = check(_as_list(browser.get("exclouded")), "browserfields.exclouded")
-    confidential = check(_as_list(params.get("confidential_fields")), "confidential_fields")
-    edit_excluded = check(_as_list(params.get("editexclouded")) + _as_list(params.get("edit_exclouded_fields")),
-                          "editexclouded")
-    logined = {k: params[k] for k in ("logined_userid", "logined_userorgid") if params.get(k)}
-    check(list(logined.values()), "logined field")
-    sort = []
-    for item in _as_list(params.get("sortby")) or ([f"-{'created_at' if 'created_at' in names else spec.primary[0]}"]):
-        for part in str(item).split(","):
-            part = part.strip()
-            name = part.lstrip("-").split(" ")[0]
-            desc = part.startswith("-") or part.lower().endswith(" desc")
-            check([name], "sortby")
-            sort.append(("-" if desc else "") + name)
-    list_fields = [n for n in names if n not in hidden and n not in confidential]
-    readonly = [f.name for f in spec.fields if f.readonly]
-    form_fields = [
-        f.name for f in spec.fields
-        if f.name not in edit_excluded and f.name not in readonly and f.name not in logined.values()
-        and f.name not in SYSTEM_FIELDS and not (f.name in spec.primary and f.name == "id")
-    ]
-    search = check(_as_list(params.get("search_fields")), "search_fields") or [
-        n for n in list_fields if spec.field(n).is_string and n not in spec.primary
-        and not spec.code_for(n) and not spec.field(n).choices
-    ]
-    filters = check(_as_list(params.get("filter_fields")), "filter_fields") or [
-        n for n in list_fields if spec.field(n).choices or spec.code_for(n)
-    ]
-    ranges = check(_as_list(params.get("range_fields")), "range_fields")
-    subtables = []
-    for sub in _as_list(params.get("subtables")):
-        subtables.append({"field": sub["field"], "table": sub["subtable"], "title": sub.get("title", ""),
-                          "titles": sub.get("titles", {})})
-    actions = []
-    for act in _as_list(params.get("record_toolbar")) + _as_list(params.get("toolbar")):
-        if isinstance(act, dict) and act.get("name"):
-            actions.append({"name": act["name"], "label": act.get("label", act["name"]),
-                            "labels": act.get("labels", {}), "confirm": bool(act.get("confirm", False)),
-                            "style": act.get("style", "")})
-    return {
-        "title": raw.get("title") or spec.title,
-        "titles": raw.get("titles") or dict(spec.titles),
-        "sort": sort,
-        "list_fields": list_fields,
-        "form_fields": form_fields,
-        "confidential": confidential,
-        "search_fields": search,
-        "filter_fields": filters,
-        "range_fields": ranges,
-        "subtables": subtables,
-        "actions": actions,
-        "logined": logined,
-        "alters": browser.get("alters") or {},
-        "noedit": bool(params.get("noedit", False)),
-        "page_rows": int(params.get("page_rows") or 20),
-        "menu": params.get("menu", True),
-        "internal": bool(params.get("internal", False)),
-        "lookups": [c.field for c in spec.codes if c.is_plain_table],
-        "big": bool(params.get("big", False)),
-        "sortable": [n for n in list_fields if not params.get("big") or not spec.field(n).nullable],
-    }
+from generators.spec import SpecError, SpecWarning, TableSpec, raise_all
+from generators.view_parts import as_list
+from generators.views import check_view, labelled
 
 
 # Every route a table gets: (kind, under the page base or the API base, path suffix, methods,
@@ -158,10 +61,10 @@ def page_routes(module: str, pages: Any, source: str) -> list[dict]:
     """A module's own pages (`pages` in its module.json): served by the handler of that name in
     the module's `pages` hook, at a path inside the module."""
     routes = []
-    for page in _as_list(pages):
+    for page in as_list(pages):
         if not isinstance(page, dict) or set(page) != PAGE_KEYS:
             raise SpecError(source, module, None, f"a page has exactly the keys {sorted(PAGE_KEYS)}")
-        path, methods, handler = page["path"], _as_list(page["methods"]), page["handler"]
+        path, methods, handler = page["path"], as_list(page["methods"]), page["handler"]
         if not isinstance(path, str) or not path.startswith(f"/{module}/"):
             raise SpecError(source, module, None, f"page path {path!r} is not under /{module}/")
         if not methods or not set(methods) <= HTTP_METHODS:
@@ -182,10 +85,13 @@ def check_unique(routes: list[dict]) -> None:
             seen.add((method, r["path"]))
 
 
-def compile_manifest(root: Path, specs: list[TableSpec]) -> dict:
-    """Modules (from `models/<module>/` folders and `modules/<module>/module.json`) → manifest dict."""
+def compile_manifest(root: Path, specs: list[TableSpec]) -> tuple[dict, list[SpecWarning]]:
+    """Modules (from `models/<module>/` folders and `modules/<module>/module.json`) → manifest dict,
+    and the warnings of the view files. Every view file's errors are raised together."""
     by_name = {s.name: s for s in specs}
     modules, tables, routes = [], {}, []
+    errors: list[SpecError] = []
+    warnings: list[SpecWarning] = []
     for folder in sorted(p for p in (root / "models").iterdir() if p.is_dir() and p.name != "rbac"):
         mod_file = root / "modules" / folder.name / "module.json"
         mod = read_json(mod_file) if mod_file.exists() else {}
@@ -193,20 +99,21 @@ def compile_manifest(root: Path, specs: list[TableSpec]) -> dict:
         order = [t for t in mod.get("tables", []) if t in names] + [t for t in names if t not in mod.get("tables", [])]
         for t in order:
             view_file = root / "modules" / folder.name / "views" / f"{t}.json"
-            view = normalise_view(by_name[t], read_json(view_file) if view_file.exists() else None,
-                                  str(view_file))
-            tables[t] = {"module": folder.name, "spec": spec_to_raw(by_name[t]), "view": view}
+            check = check_view(by_name[t], read_json(view_file) if view_file.exists() else None,
+                               str(view_file), by_name)
+            errors += check.errors
+            warnings += check.warnings
+            view = check.options
+            tables[t] = {"module": folder.name, "spec": spec_to_raw(labelled(by_name[t], check.labels)),
+                         "view": view}
             if not view["internal"]:
                 routes.extend(table_routes(folder.name, t, view))
         routes.extend(page_routes(folder.name, mod.get("pages"), str(mod_file)))
         modules.append({"name": folder.name, "title": mod.get("title", folder.name),
                         "titles": mod.get("titles", {}), "tables": order, "menu": mod.get("menu", True)})
-    for t in tables.values():
-        for sub in t["view"]["subtables"]:
-            if sub["table"] not in tables:
-                raise SpecError(t["module"], sub["table"], None, "subtable names an unknown table")
+    raise_all(errors)
     check_unique(routes)
-    return {"modules": modules, "tables": tables, "routes": routes}
+    return {"modules": modules, "tables": tables, "routes": routes}, warnings
 
 
 def rbac_tables(specs: list[TableSpec]) -> dict:
@@ -214,9 +121,12 @@ def rbac_tables(specs: list[TableSpec]) -> dict:
     return {s.name: {"spec": spec_to_raw(s)} for s in specs}
 
 
-def write_manifest(root: Path, specs: list[TableSpec], out: Path, rbac_specs: list[TableSpec]) -> dict:
-    """build/manifest.json: the app's modules, tables and routes, and the RBAC tables."""
-    manifest = compile_manifest(root, specs) | {"rbac_tables": rbac_tables(rbac_specs)}
+def write_manifest(root: Path, specs: list[TableSpec], out: Path,
+                   rbac_specs: list[TableSpec]) -> tuple[dict, list[SpecWarning]]:
+    """build/manifest.json: the app's modules, tables and routes, and the RBAC tables; and the
+    view files' warnings."""
+    manifest, warnings = compile_manifest(root, specs)
+    manifest |= {"rbac_tables": rbac_tables(rbac_specs)}
     (out / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return manifest
+    return manifest, warnings

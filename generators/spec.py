@@ -27,14 +27,51 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class SpecError(ValueError):
-    """A broken spec: says which file, table and field, in one line."""
+    """A broken spec: says which file, table and field, and the fix when it is obvious, in one line."""
 
-    def __init__(self, source: str, table: str | None, fieldname: str | None, message: str):
-        self.source, self.table, self.field, self.message = source, table, fieldname, message
+    def __init__(self, source: str, table: str | None, fieldname: str | None, message: str,
+                 fix: str | None = None):
+        self.source, self.table, self.field, self.message, self.fix = source, table, fieldname, message, fix
         where = table or "?"
         if fieldname:
             where += f".{fieldname}"
-        super().__init__(f"{source}: {where}: {message}")
+        super().__init__(f"{source}: {where}: {message}" + (f" (fix: {fix})" if fix else ""))
+
+    @property
+    def problems(self) -> list[SpecError]:
+        """Every problem this error stands for, one line each."""
+        return [self]
+
+
+class SpecErrors(SpecError):
+    """All the problems found in one file or a set of them, so they are fixed in one pass.
+
+    It is the first problem to code that reads one (`source`, `message`, ...), and every problem,
+    one per line, to the person reading it."""
+
+    def __init__(self, problems: list[SpecError]):
+        first = problems[0]
+        super().__init__(first.source, first.table, first.field, first.message, first.fix)
+        self._problems = [q for p in problems for q in p.problems]
+
+    @property
+    def problems(self) -> list[SpecError]:
+        return list(self._problems)
+
+    def __str__(self) -> str:
+        return "\n".join(ValueError.__str__(p) for p in self._problems)
+
+
+class SpecWarning(SpecError):
+    """What a file says that is read but has no effect here: printed, never raised."""
+
+
+def raise_all(problems: list[SpecError]) -> None:
+    """Raise `problems` as one error (nothing when the list is empty)."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise SpecErrors(problems)
 
 
 @dataclass(frozen=True)
@@ -65,6 +102,9 @@ class Field:
     format: str | None = None
     readonly: bool = False
     widget: str | None = None
+    written_type: str | None = dc_field(default=None, compare=False)
+    """The type as the file wrote it when that is not the spec type (`bigint`, `float` with a
+    scale), so a conversion writes it back as it was."""
 
     def label(self, lang: str) -> str:
         return dict(self.titles).get(lang, self.title)

@@ -14,6 +14,7 @@ import json
 import re
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,21 @@ LIST_SPLIT = re.compile(r"[,，]")  # the ecosystem's help sheet says to separat
 FIXED_TIME = dt.datetime(2000, 1, 1)  # workbook timestamps, so output bytes depend on the spec only
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
+SPEC_SHEETS = ("summary", "fields", "validation", "codes", "data")
+"""The sheets a spec is read from; a workbook's other sheets (the template's coding and help)
+are kept through a conversion, see `extra_sheets`."""
+
 Row = tuple[int, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ExtraSheet:
+    """A sheet that is not part of the spec, as values: what a new workbook carries over."""
+
+    title: str
+    rows: tuple[tuple[Any, ...], ...]
+    merged: tuple[str, ...] = ()
+    widths: tuple[tuple[str, float], ...] = ()
 
 
 class _Sheets:
@@ -134,17 +149,33 @@ def read_xlsx_bytes(data: bytes, path: Path | str) -> dict:
     return _read(io.BytesIO(data), Path(path))
 
 
-def _read(source: Path | io.BytesIO, path: Path) -> dict:
+def _workbook(source: Path | io.BytesIO, path: Path) -> Any:
     try:
         import openpyxl
 
         with warnings.catch_warnings():  # the template's dropdowns: "Data Validation extension ..."
             warnings.simplefilter("ignore")
-            wb = openpyxl.load_workbook(source, data_only=True)
+            return openpyxl.load_workbook(source, data_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure inside openpyxl means "not a workbook"
         raise SpecError(str(path), None, None,
                         f"not a readable .xlsx workbook ({type(exc).__name__})") from None
-    sheets = _Sheets(path, wb)
+
+
+def extra_sheets(path: Path | str) -> list[ExtraSheet]:
+    """The sheets of a workbook (or template) that hold no spec: the ecosystem template's `coding`
+    (the dropdown lists) and `help`, or an operator's own notes."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(str(path), None, None, "no such file")
+    wb = _workbook(path, path)
+    return [ExtraSheet(ws.title, tuple(tuple(row) for row in ws.iter_rows(values_only=True)),
+                       tuple(sorted(str(r) for r in ws.merged_cells.ranges)),
+                       tuple(sorted((k, d.width) for k, d in ws.column_dimensions.items() if d.width)))
+            for ws in wb.worksheets if ws.title not in SPEC_SHEETS]
+
+
+def _read(source: Path | io.BytesIO, path: Path) -> dict:
+    sheets = _Sheets(path, _workbook(source, path))
     summaries = sheets.rows("summary", SUMMARY_COLUMNS, langs=True)
     if len(summaries) != 1:
         raise sheets.error(f"sheet summary: needs exactly one table row, found {len(summaries)}")
@@ -212,12 +243,25 @@ def _add_sheet(wb: Any, title: str, header: list[str], rows: list[list[Any]]) ->
     for cell in ws[1]:
         cell.font = Font(bold=True)
     ws.freeze_panes = "A2"
-    for number, values in enumerate(rows, start=2):
+    _write_rows(ws, rows, start=2)
+
+
+def _write_rows(ws: Any, rows: Any, start: int) -> None:
+    for number, values in enumerate(rows, start=start):
         for col, value in enumerate(values, start=1):
             if value is not None:
                 cell = ws.cell(row=number, column=col, value=value)
                 if isinstance(value, str):
                     cell.data_type = "s"  # text, even "=1+1": never a formula
+
+
+def _add_extra(wb: Any, sheet: ExtraSheet) -> None:
+    ws = wb.create_sheet(sheet.title)
+    _write_rows(ws, sheet.rows, start=1)
+    for cells in sheet.merged:
+        ws.merge_cells(cells)
+    for letter, width in sheet.widths:
+        ws.column_dimensions[letter].width = width
 
 
 def write_xlsx(raw: dict, path: Path | str) -> None:
@@ -230,8 +274,9 @@ def write_xlsx(raw: dict, path: Path | str) -> None:
         raise SpecError(str(path), None, None, f"cannot write: {exc.strerror}") from None
 
 
-def xlsx_bytes(raw: dict, path: Path | str) -> bytes:
-    """The workbook's bytes; `path` only names the file in errors."""
+def xlsx_bytes(raw: dict, path: Path | str, extra: list[ExtraSheet] = ()) -> bytes:
+    """The workbook's bytes, with the `extra` sheets after the spec's; `path` only names the file
+    in errors."""
     from openpyxl import Workbook
     from openpyxl.cell.cell import IllegalCharacterError
     from openpyxl.writer.excel import ExcelWriter
@@ -260,6 +305,9 @@ def xlsx_bytes(raw: dict, path: Path | str) -> bytes:
     for f in fields:
         if unknown := sorted(set(f) - known):
             raise error(f"unknown key {unknown[0]!r} in field", f.get("name"))
+        if f.get("default") == "":
+            raise error('a default of "" has no cell form (an empty cell means no default); keep this spec '
+                        "as JSON", f.get("name"))
         row = [_cell(f.get(c.removesuffix(":int"))) for c in FIELD_COLUMNS]
         row += [(f.get("titles") or {}).get(lang) for lang in langs]
         for key in extensions:
@@ -289,6 +337,8 @@ def xlsx_bytes(raw: dict, path: Path | str) -> bytes:
                                 f"not {value!r}", key)
         _add_sheet(wb, "data", columns, [[row.get(k) for k in columns] for row in data])
 
+    for sheet in extra:
+        _add_extra(wb, sheet)
     wb.properties.created = wb.properties.modified = FIXED_TIME
     buffer = io.BytesIO()
     try:

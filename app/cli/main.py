@@ -36,7 +36,7 @@ def _db_sync(args: argparse.Namespace) -> int:
 def _spec_convert(args: argparse.Namespace) -> int:
     from generators.loader import convert
 
-    convert(args.src, args.dst)
+    convert(args.src, args.dst, template=args.template)
     print(f"{args.src} → {args.dst}")
     return 0
 
@@ -62,7 +62,11 @@ def parser(modules: bool = True) -> argparse.ArgumentParser:
     s.set_defaults(func=_db_sync)
 
     spec = sub.add_parser("spec", help="table specs").add_subparsers(dest="spec_command", required=True)
+    from app.cli.spec_check import add_check
+    add_check(spec)
     c = spec.add_parser("convert", help="convert a spec JSON ⇄ xlsx (by the files' suffixes)")
+    c.add_argument("--template", default=None,
+                   help="a workbook (the ecosystem's model.xltx) whose extra sheets (coding, help) a new .xlsx gets")
     c.add_argument("src")
     c.add_argument("dst")
     c.set_defaults(func=_spec_convert)
@@ -98,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except SpecError as exc:
-        print(f"pipeline-app: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"pipeline-app: {problem}", file=sys.stderr)
         return 2
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.core.catalog import TableView
+from generators.raw_fields import INSERT_TIME
 from generators.spec import FLOAT_TYPES, Field
 
 INT_RANGES = {
@@ -41,14 +42,24 @@ def _parse_datetime(text: str) -> datetime:
     return value
 
 
+def _empty(f: Field) -> str | None:
+    """What an empty value stores: "" where that is the field's default, else NULL if allowed."""
+    if f.default == "" and f.is_text:
+        return ""
+    if f.nullable:
+        return None
+    raise Invalid("required")
+
+
 def coerce(f: Field, raw: Any) -> Any:
-    """Turn one submitted value (form text or JSON) into the column's Python type, or raise Invalid."""
+    """Turn one submitted value (form text or JSON) into the column's Python type, or raise Invalid.
+
+    Numbers keep what their spec type holds: `decimal` (and a `float` with a scale, read as one)
+    exactly, within its precision and scale; the floating types as 8-byte floats."""
     if isinstance(raw, str) and f.type not in ("str", "char", "text"):
         raw = raw.strip()
     if raw is None or raw == "":
-        if f.nullable:
-            return None
-        raise Invalid("required")
+        return _empty(f)
     t = f.type
     if t in INT_RANGES:
         if isinstance(raw, bool) or isinstance(raw, float) and not raw.is_integer():
@@ -92,7 +103,7 @@ def coerce(f: Field, raw: Any) -> Any:
         if f.is_string:
             value = value.strip()
             if value == "" and f.nullable:
-                return None
+                return _empty(f)
         if f.length and len(value) > f.length:
             raise Invalid(f"at most {f.length} characters")
         if "\x00" in value:
@@ -149,10 +160,10 @@ def validate_input(
                 errors[key] = "unknown field" if key not in tv.fields else "cannot be written"
     for name in writable:
         f = tv.fields[name]
-        if name not in data:
+        if name not in data or creating and f.default == INSERT_TIME and data[name] in (None, ""):
             if creating and not f.nullable and f.default is None:
                 errors[name] = "required"
-            continue
+            continue  # left out, so the database fills in its default (the insert time)
         try:
             values[name] = coerce(f, data[name])
         except Invalid as exc:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from sqlalchemy import Column, Table, UniqueConstraint, func
 from sqlalchemy.sql.elements import ColumnElement
 
+from generators.column_types import InsertTime
+
 
 class SyncDialect:
     """ALTER TABLE as the standard has it: typed ALTER COLUMN, constraints added and dropped freely."""
@@ -90,8 +92,9 @@ class SQLiteSync(SyncDialect):
     alter_blocker = "SQLite changes a column's type or NULL-ability only by a table rebuild"
 
     def add_column_blocker(self, column: Column, has_rows: Callable[[], bool]) -> str | None:
-        default = str(getattr(getattr(column.server_default, "arg", None), "text", ""))
-        if default.upper().startswith("CURRENT_") and has_rows():
+        arg = getattr(column.server_default, "arg", None)
+        default = str(getattr(arg, "text", ""))
+        if (isinstance(arg, InsertTime) or default.upper().startswith("CURRENT_")) and has_rows():
             return "SQLite cannot add a column with a non-constant default to a table with rows"
         return None
 

@@ -85,16 +85,27 @@ def _text_size(base: str, n: int | None) -> int | None:
     return n if base in ("VARCHAR", "CHAR") else _TEXT_SIZE.get(base)
 
 
+def _digits_kept(on: int | None, os_: int | None, nn: int | None, ns: int | None) -> bool:
+    """Whether (precision, scale) `nn, ns` holds every value of `on, os_` (None: no limit)."""
+    if nn is None:
+        return True
+    if on is None:
+        return False
+    os_, ns = os_ or 0, ns or 0
+    return ns >= os_ and nn - ns >= on - os_
+
+
 def classify(old: str, new: str) -> str:
-    """"widen" (no value can be lost), "narrow" (same family, smaller) or "retype" (other family)."""
+    """"widen" (no value can change), "narrow" (same family, smaller) or "retype" (other family:
+    DECIMAL ↔ floating point included, whose values differ in kind)."""
     (ob, on, os_), (nb, nn, ns) = _parse(old), _parse(new)
     if ob in _INT_RANGE and nb in _INT_RANGE:
         return "widen" if _INT_RANGE[nb] >= _INT_RANGE[ob] else "narrow"
     if ob == nb == "DECIMAL" and None not in (on, nn):
-        os_, ns = os_ or 0, ns or 0
-        return "widen" if ns >= os_ and nn - ns >= on - os_ else "narrow"
-    if ob in _FLOAT_SIZE and nb in _FLOAT_SIZE:
-        return "widen" if _FLOAT_SIZE[nb] >= _FLOAT_SIZE[ob] else "narrow"
+        return "widen" if _digits_kept(on, os_, nn, ns) else "narrow"
+    if ob in _FLOAT_SIZE and nb in _FLOAT_SIZE:  # MySQL's DOUBLE(M,D) rounds to D places
+        keeps = _FLOAT_SIZE[nb] >= _FLOAT_SIZE[ob] and _digits_kept(on, os_, nn, ns)
+        return "widen" if keeps else "narrow"
     if ob in _BLOB_SIZE and nb in _BLOB_SIZE:
         return "widen" if _BLOB_SIZE[nb] >= _BLOB_SIZE[ob] else "narrow"
     osize, nsize = _text_size(ob, on), _text_size(nb, nn)
@@ -105,15 +116,32 @@ def classify(old: str, new: str) -> str:
     return "retype"
 
 
-def at_risk_where(rules: SyncDialect, col: Column, kind: str, new: str) -> Any:
-    """Rows whose value the new type cannot hold (or may alter), for the data-at-risk count."""
+def why_safe(old: str, new: str) -> str:
+    """Why a "widen" change keeps every value, for the plan."""
+    base = _parse(new)[0]
+    if base in _INT_RANGE:
+        return f"every {old} value is within the range of {new}"
+    if base == "DECIMAL":
+        return f"{new} has at least the integer digits and the decimals of {old}"
+    return f"every {old} value is a {new} value unchanged"
+
+
+_NUMERIC = {*_INT_RANGE, *_FLOAT_SIZE, "DECIMAL"}
+
+
+def at_risk_where(rules: SyncDialect, col: Column, kind: str, old: str, new: str) -> Any:
+    """Rows whose value the new type cannot hold (or may alter), for the data-at-risk count.
+
+    Into DECIMAL(p,s) from any number type, that is a value out of range or with more decimals."""
     base, n, s = _parse(new)
+    if base == "DECIMAL" and n is not None and _parse(old)[0] in _NUMERIC:
+        return or_(func.abs(col) >= 10 ** (n - (s or 0)), col != func.round(col, s or 0))
     if kind == "retype":
         return col.isnot(None)
     if base in _INT_RANGE:
         return or_(col < -_INT_RANGE[base], col >= _INT_RANGE[base])
-    if base == "DECIMAL" and n is not None:
-        return or_(func.abs(col) >= 10 ** (n - (s or 0)), col != func.round(col, s or 0))
+    if base in _FLOAT_SIZE and s is not None:
+        return or_(func.abs(col) >= 10 ** (n - s), col != func.round(col, s))
     size = _text_size(base, n)
     if size:
         return rules.char_length(col) > size

@@ -20,6 +20,8 @@ class Step:
     destructive: bool = False
     risk: str | None = None
     insert: tuple[Table, list[dict[str, Any]]] | None = None
+    why: str | None = None
+    """Why a safe step cannot change a stored value (a destructive one has its `risk` instead)."""
 
     @property
     def sql(self) -> str:
@@ -59,8 +61,11 @@ class Plan:
             out += [f"  ! {line}" for line in self.at_risk]
         for n, step in enumerate(self.steps, 1):
             out.append(f"{n:3}. {'[DESTRUCTIVE] ' if step.destructive else ''}{step.description}")
+            if step.why:
+                out.append(f"       safe: {step.why}")
             out += [f"       {line}" for line in step.sql.splitlines()]
-        titles = (("destructive", "Skipped (destructive; run with --allow-destructive to apply):"),
+        titles = (("destructive", "Skipped (destructive, with the data at risk; run with --allow-destructive "
+                                  "to apply):"),
                   ("unsupported", f"Skipped (not supported on {self.dialect} without a table rebuild):"))
         for kind, title in titles:
             items = [s for s in self.skipped if s.kind == kind]

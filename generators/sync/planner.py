@@ -24,7 +24,7 @@ from generators.ddl import comment_statements, table_statements
 from generators.schema import build_metadata
 from generators.spec import TableSpec
 from generators.sync.dialects import SyncDialect, sync_dialect
-from generators.sync.live import at_risk_where, classify, read_live, type_str
+from generators.sync.live import at_risk_where, classify, read_live, type_str, why_safe
 from generators.sync.model import Plan, Skipped, Step
 
 
@@ -52,12 +52,14 @@ class _Ctx:
         return int(self.conn.execute(query if where is None else query.where(where)).scalar() or 0)
 
     def destructive(self, step: Step, risk: Any) -> None:
-        """Add `step` if allowed (computing its risk now, before anything runs), else list it."""
+        """Add `step` if allowed, else list it; either way with its data at risk, counted now,
+        before anything runs."""
+        risk = risk() if callable(risk) else risk
         if self.allow_destructive:
-            step.destructive, step.risk = True, risk() if callable(risk) else risk
+            step.destructive, step.risk = True, risk
             self.plan.steps.append(step)
         else:
-            self.plan.skipped.append(Skipped(step.description, "destructive", sql=step.sql))
+            self.plan.skipped.append(Skipped(step.description, "destructive", risk, sql=step.sql))
 
     def unsupported(self, description: str, reason: str) -> None:
         self.plan.skipped.append(Skipped(description, "unsupported", reason))
@@ -76,7 +78,8 @@ def _coerce(table: Table, row: dict[str, Any]) -> dict[str, Any]:
 
 def _create_table(ctx: _Ctx, table: Table) -> None:
     ctx.plan.steps.append(Step(f"create table {table.name} ({len(table.columns)} columns, "
-                               f"{len(table.indexes)} indexes)", table_statements(table, ctx.dialect, ctx.sql)))
+                               f"{len(table.indexes)} indexes)", table_statements(table, ctx.dialect, ctx.sql),
+                               why="a new table: there are no rows yet"))
 
 
 def _seed(ctx: _Ctx, table: Table, spec: TableSpec) -> None:
@@ -89,7 +92,7 @@ def _seed(ctx: _Ctx, table: Table, spec: TableSpec) -> None:
     except Exception:  # noqa: BLE001 - a value without a literal form: show the parametrised insert
         shown = [ctx.sql(ins) + f"  -- {len(rows)} rows"]
     ctx.plan.steps.append(Step(f"insert {len(rows)} seed row(s) into {table.name}", shown,
-                               insert=(table, rows)))
+                               insert=(table, rows), why="rows for the table this plan creates"))
 
 
 def _own_constraint(table: Table, col: Column, cons: Any) -> bool:
@@ -121,7 +124,8 @@ def _add_column(ctx: _Ctx, table: Table, live: Table, col: Column) -> None:
             ctx.unsupported(f"add constraint {cons.name} for new column {where}", ctx.rules.constraint_blocker)
         else:
             stmts.append(ctx.sql(AddConstraint(cons)))
-    ctx.plan.steps.append(Step(f"add column {where} {ctx.sql(col.type)}{note}", stmts))
+    ctx.plan.steps.append(Step(f"add column {where} {ctx.sql(col.type)}{note}", stmts,
+                               why="a new column: no stored value changes"))
 
 
 def _drop_column(ctx: _Ctx, live: Table, col: Column) -> None:
@@ -163,15 +167,18 @@ def _alter_column(ctx: _Ctx, table: Table, live: Table, col: Column) -> None:
     step = Step(description, ctx.rules.alter_statements(
         ctx.table(table), ctx.col(col), ctx.sql(CreateColumn(col)), ctx.sql(col.type), kind, tighten, relax))
     if kind in (None, "widen") and not tighten:
+        step.why = "; ".join(([why_safe(old, new)] if kind else []) + (["NULL allowed: every value stays"]
+                                                                       if relax else []))
         ctx.plan.steps.append(step)
         return
 
     def risk() -> str:
         found = []
         if kind not in (None, "widen"):
-            n = ctx.count(live, and_(lcol.isnot(None), at_risk_where(ctx.rules, lcol, kind, new)))
+            n = ctx.count(live, and_(lcol.isnot(None), at_risk_where(ctx.rules, lcol, kind, old, new)))
+            exact = kind == "narrow" or new.startswith("DECIMAL(")
             found.append(f"{n} value(s) that {new} cannot hold unchanged (they are converted, "
-                         f"truncated or make the change fail)" if kind != "retype"
+                         f"rounded, truncated or make the change fail)" if exact
                          else f"{n} non-null value(s) to convert to {new}")
         if tighten:
             nulls = ctx.count(live, lcol.is_(None))
@@ -189,7 +196,7 @@ def _indexes(ctx: _Ctx, table: Table, live: Table, dropped: set[str]) -> None:
         old = have.get(name)
         if old is None:
             ctx.plan.steps.append(Step(f"create index {name} on {table.name} ({', '.join(cols)})",
-                                       [ctx.sql(CreateIndex(ix))]))
+                                       [ctx.sql(CreateIndex(ix))], why="an index holds no data of its own"))
         elif [c.name for c in old.columns] != cols or bool(old.unique) != bool(ix.unique):
             ctx.destructive(Step(f"recreate index {name} on {table.name} as "
                                  f"{'unique ' if ix.unique else ''}({', '.join(cols)})",

@@ -37,7 +37,7 @@ def field(raw: dict, name: str) -> dict:
 
 
 def _unknown_type(r):
-    field(r, "qty")["type"] = "integer"
+    field(r, "qty")["type"] = "intger"
 
 
 def _unknown_field_key(r):
@@ -99,7 +99,7 @@ def _choices_not_list(r):
 
 CASES = {
     # case: (break, table.field or table, what the line must say)
-    "unknown type": (_unknown_type, "widgets.qty", "unknown type 'integer'"),
+    "unknown type": (_unknown_type, "widgets.qty", "unknown type 'intger'"),
     "unknown field key": (_unknown_field_key, "widgets.name", "unknown key 'colour' in field"),
     "unknown top-level key": (_unknown_top_key, "widgets", "unknown key 'view'"),
     "missing primary key": (_no_primary, "widgets", "no primary key"),
@@ -206,14 +206,14 @@ def test_build_with_a_broken_spec_writes_nothing(tmp_path: Path):
     done = subprocess.run([str(PY / "python"), "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode != 0
-    assert "SpecError" in done.stderr and "widgets.qty: unknown type 'integer'" in done.stderr
+    assert "SpecError" in done.stderr and "widgets.qty: unknown type 'intger'" in done.stderr
 
     # the operations command that build.sh runs: exit 2, one line
     env = dict(os.environ, PIPELINE_HOME=str(tmp_path))
     done = subprocess.run([str(PY / "pipeline-app"), "build"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env=env)
     assert_one_line_error(done, str(tmp_path / "models" / "shop" / "widgets.json"),
-                          "widgets.qty: unknown type 'integer'")
+                          "widgets.qty: unknown type 'intger'")
 
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert (tmp_path / "build" / "ddl" / "app.sqlite.sql").read_text() == "previous build\n"
