@@ -23,6 +23,7 @@ from app.core.catalog import TableView
 
 HOOKS: dict[str, tuple[str, str, type]] = {
     "rules": ("rules", "RULES", dict),
+    "deletes": ("rules", "DELETE_RULES", dict),
     "actions": ("actions", "ACTIONS", dict),
     "extras": ("actions", "EXTRAS", dict),
     "pages": ("pages", "PAGES", dict),
@@ -33,6 +34,8 @@ HOOKS: dict[str, tuple[str, str, type]] = {
 
 - `rules`: `rules.RULES`, {table: async (conn, tv, row, row_id) → {field: message}}, checked inside
   every write's transaction;
+- `deletes`: `rules.DELETE_RULES`, {table: async (conn, tv, row) → [reason]}, why a row must not be
+  deleted (app/crud/dependents.py adds what the specs' codes say);
 - `actions`: `actions.ACTIONS`, {table: {action: async (request, tv, row_id, data) → result}}, the
   record toolbar's business actions (the view file lists them, the manifest routes them);
 - `extras`: `actions.EXTRAS`, {table: async (request, tv, row) → [html]}, blocks on a record page;
@@ -66,3 +69,8 @@ async def record_extras(request: Any, tv: TableView, row: dict[str, Any]) -> lis
 async def check_rules(conn: Any, tv: TableView, row: dict[str, Any], row_id: str | None) -> dict[str, str]:
     rule = hook(tv.module, "rules").get(tv.name)
     return await rule(conn, tv, row, row_id) if rule else {}
+
+
+async def check_delete(conn: Any, tv: TableView, row: dict[str, Any]) -> list[str]:
+    rule = hook(tv.module, "deletes").get(tv.name)
+    return await rule(conn, tv, row) if rule else []

@@ -17,8 +17,10 @@ from app.core.clock import utcnow
 from app.core.context import AppContext
 from app.core.hooks import check_rules
 from app.core.ids import new_id
+from app.crud.dependents import DeletePlan, delete_plan
 from app.crud.rows import Actor, CrudError, jsonable
 from app.crud.validate import validate_input
+
 
 async def get_row(ctx: AppContext, tv: TableView, row_id: str, conn: AsyncConnection | None = None) -> dict | None:
     stmt = select(tv.table).where(tv.table.c[tv.pk] == row_id)
@@ -101,20 +103,28 @@ def _stamp(tv: TableView, values: dict, actor: Actor, creating: bool) -> None:
                 values[target] = actor.user_id
 
 
-async def insert_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, data: dict, actor: Actor, *,
-                     strict: bool) -> dict:
-    """Validate and insert one row inside the caller's transaction (forms, API, imports)."""
+async def check_insert(ctx: AppContext, conn: AsyncConnection, tv: TableView, data: dict, *,
+                       strict: bool) -> dict:
+    """The values an insert of `data` would write, or its CrudError; writes nothing (an import's
+    preview checks every row this way without holding a lock)."""
     values, errors = validate_input(tv, data, creating=True, strict=strict)
     if errors:
         raise CrudError(422, "invalid input", errors)
-    if tv.pk == "id" and tv.fields["id"].is_string:
-        values["id"] = new_id()
-    _stamp(tv, values, actor, creating=True)
     defaults = {f.name: f.default for f in tv.spec.fields if f.default is not None and f.default != "CURRENT_TIMESTAMP"}
     errors = await _check_refs(ctx, conn, tv, values) | await _check_unique(conn, tv, values, None, None)
     errors = errors or await check_rules(conn, tv, {**defaults, **values}, None)
     if errors:
         raise CrudError(422, "invalid input", errors)
+    return values
+
+
+async def insert_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, data: dict, actor: Actor, *,
+                     strict: bool) -> dict:
+    """Validate and insert one row inside the caller's transaction (forms, API, imports)."""
+    values = await check_insert(ctx, conn, tv, data, strict=strict)
+    if tv.pk == "id" and tv.fields["id"].is_string:
+        values["id"] = new_id()
+    _stamp(tv, values, actor, creating=True)
     await _guarded_write(conn, insert(tv.table).values(**values))
     row = await get_row(ctx, tv, values[tv.pk], conn)
     await audit(ctx, conn, actor, "create", tv, values[tv.pk], None, row)
@@ -126,19 +136,27 @@ async def create_row(ctx: AppContext, tv: TableView, data: dict, actor: Actor, *
         return await insert_row(ctx, conn, tv, data, actor, strict=strict)
 
 
-async def change_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, row_id: str, data: dict,
-                     actor: Actor, *, strict: bool) -> dict:
-    """Validate and update one row inside the caller's transaction; audited before → after."""
+async def check_change(ctx: AppContext, conn: AsyncConnection, tv: TableView, before: dict, data: dict, *,
+                       strict: bool) -> dict:
+    """The values an update of row `before` with `data` would write, or its CrudError; writes nothing."""
     values, errors = validate_input(tv, data, creating=False, strict=strict)
     if errors:
         raise CrudError(422, "invalid input", errors)
-    before = await get_row(ctx, tv, row_id, conn)
-    if before is None:
-        raise CrudError(404, "not found")
+    row_id = before[tv.pk]
     errors = await _check_refs(ctx, conn, tv, values) | await _check_unique(conn, tv, values, row_id, before)
     errors = errors or await check_rules(conn, tv, {**before, **values}, row_id)
     if errors:
         raise CrudError(422, "invalid input", errors)
+    return values
+
+
+async def change_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, row_id: str, data: dict,
+                     actor: Actor, *, strict: bool) -> dict:
+    """Validate and update one row inside the caller's transaction; audited before → after."""
+    before = await get_row(ctx, tv, row_id, conn)
+    if before is None:
+        raise CrudError(404, "not found")
+    values = await check_change(ctx, conn, tv, before, data, strict=strict)
     _stamp(tv, values, actor, creating=False)
     if values:
         await _guarded_write(conn, update(tv.table).where(tv.table.c[tv.pk] == row_id).values(**values))
@@ -153,16 +171,33 @@ async def update_row(ctx: AppContext, tv: TableView, row_id: str, data: dict, ac
         return await change_row(ctx, conn, tv, row_id, data, actor, strict=strict)
 
 
+async def plan_delete(ctx: AppContext, tv: TableView, rows: list[dict]) -> DeletePlan:
+    """What deleting `rows` would take with it and what keeps them (the confirmation page)."""
+    async with ctx.db.connect() as conn:
+        return await delete_plan(conn, ctx.catalog, tv, rows)
+
+
 async def delete_rows(ctx: AppContext, tv: TableView, row_ids: list[str], actor: Actor) -> int:
-    """Delete one or many rows in one transaction; all or none."""
+    """Delete one or many rows in one transaction, all or none, and only when nothing keeps any
+    of them (app/crud/dependents.py); their parts go with them (the database cascades)."""
     async with ctx.db.begin() as conn:
-        for row_id in row_ids:
+        rows = []
+        for row_id in dict.fromkeys(row_ids):
             before = await get_row(ctx, tv, row_id, conn)
             if before is None:
                 raise CrudError(404, f"not found: {row_id}")
+            rows.append(before)
+        plan = await delete_plan(conn, ctx.catalog, tv, rows)
+        if not plan.allowed:
+            what = tv.title("en").lower()
+            raise CrudError(409, f"{len(plan.blocked)} of {len(rows)} {what} rows cannot be deleted"
+                            if len(rows) > 1 else f"this row of {what} cannot be deleted",
+                            {row_id: "; ".join(reasons) for row_id, reasons in plan.blocked.items()})
+        for row in rows:
+            row_id = row[tv.pk]
             await _guarded_write(conn, delete(tv.table).where(tv.table.c[tv.pk] == row_id))
-            await audit(ctx, conn, actor, "delete", tv, row_id, before, None)
-    return len(row_ids)
+            await audit(ctx, conn, actor, "delete", tv, row_id, row, None)
+    return len(rows)
 
 
 async def _guarded_write(conn: AsyncConnection, stmt) -> None:

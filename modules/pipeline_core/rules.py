@@ -31,4 +31,15 @@ async def version_rule(conn: Any, tv: TableView, row: dict[str, Any], row_id: st
     return {"version_no": "versions are created by publishing a pipeline and are never edited"}
 
 
+async def published_rule(conn: Any, tv: TableView, row: dict[str, Any]) -> list[str]:
+    """A pipeline that was ever published has served distributors: its versions are what each
+    call ran, so it is archived (or disabled), never deleted."""
+    from sqlalchemy import func, select
+
+    vt = tv.table.metadata.tables["pipeline_versions"]
+    n = (await conn.execute(select(func.count()).select_from(vt).where(vt.c.pipeline_id == row["id"]))).scalar_one()
+    return [f"it has {n} published versions; archive it instead"] if n else []
+
+
 RULES = {"pipeline_steps": step_rule, "pipeline_versions": version_rule}
+DELETE_RULES = {"pipelines": published_rule}

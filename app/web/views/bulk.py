@@ -1,4 +1,5 @@
-"""Bulk actions on selected rows of a list: delete, or set a choice field; one transaction each."""
+"""Bulk actions on selected rows of a list: delete (after the same confirmation and under the same
+rules as one row's delete), or set a choice field; one transaction each."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -7,13 +8,15 @@ from typing import Any
 from litestar import Request, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody
-from litestar.response import Redirect, Response
+from litestar.response import Redirect, Response, Template
+from sqlalchemy import select
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
 from app.crud.rows import CrudError
 from app.crud.store import change_row, delete_rows
 from app.web.views.common import Route, actor_of, error_page
+from app.web.views.delete import confirm_page, confirmed_delete
 
 MAX_SELECTED = 1000
 
@@ -49,16 +52,37 @@ async def apply_bulk(request: Request, tv: TableView, ids: list[str], action: st
     return len(ids)
 
 
+async def selected_rows(request: Request, tv: TableView, ids: list[str]) -> list[dict[str, Any]]:
+    """The selected rows in the order chosen; an empty, oversized or stale selection is an error."""
+    if not ids:
+        raise CrudError(400, "select at least one row")
+    if len(ids) > MAX_SELECTED:
+        raise CrudError(400, f"at most {MAX_SELECTED} rows at once")
+    async with ctx_of(request).db.connect() as conn:
+        result = await conn.execute(select(tv.table).where(tv.table.c[tv.pk].in_(ids)))
+        found = {str(row[tv.pk]): row for row in (dict(r._mapping) for r in result)}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise CrudError(404, f"not found: {missing[0]}")
+    return [found[i] for i in dict.fromkeys(ids)]
+
+
 def bulk_page(route: Route) -> list[HTTPRouteHandler]:
-    """The list's bulk form: back to the list with the count, or the error as a page."""
+    """The list's bulk form: a delete goes through its confirmation page first; the rest go back
+    to the list with the count, or show the error as a page."""
     tv = route.table
 
-    async def bulk(request: Request) -> Redirect | Response:
+    async def bulk(request: Request) -> Redirect | Response | Template:
         form = await request.form()
         ids = [str(v) for v in form.getall("ids")] if "ids" in form else []
         action, _, value = str(form.get("op", "")).rpartition(":") if ":" in str(form.get("op", "")) \
             else (str(form.get("op", "")), "", "")
         try:
+            if action == "delete":
+                rows = await selected_rows(request, tv, ids)
+                if form.get("confirm") != "1":
+                    return await confirm_page(request, tv, rows, bulk=True)
+                return await confirmed_delete(request, tv, rows, bulk=True)
             count = await apply_bulk(request, tv, ids, action, value)
         except CrudError as exc:
             return error_page(exc)

@@ -2,6 +2,8 @@
 
 Rows come from a server-side cursor in chunks and go out as they are written, so 200,000 rows
 never sit in memory at once; the xlsx uses openpyxl's write-only mode (rows go to a temp file).
+What a file holds imports back unchanged: the id first, code fields as their readable text (a
+pipeline's name, not its id), cells as `sheets` writes them (typed, never a formula).
 """
 from __future__ import annotations
 
@@ -17,14 +19,14 @@ from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 from openpyxl import Workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from app.core.catalog import TableView
+from app.core.catalog import Catalog, TableView
 from app.core.context import ctx_of
 from app.crud.query import order_by, parse_list_query, where_clauses
-from app.crud.rows import jsonable
 from app.web.ui import lang_of
 from app.web.views.common import Route
+from app.web.views.sheets import csv_cell, xlsx_cell
 
 CHUNK = 2000
 
@@ -40,16 +42,34 @@ def header(tv: TableView, fields: list[str], lang: str) -> list[str]:
     return [tv.fields[n].label(lang) for n in fields]
 
 
-async def rows_of(request: Request, tv: TableView, fields: list[str]) -> AsyncIterator[list[Any]]:
+def readable_columns(catalog: Catalog, tv: TableView, fields: list[str]) -> tuple[list[Any], Any]:
+    """The exported columns and their FROM: a code field as its target's text (outer-joined, the
+    raw value when the target is gone), every other field as it is."""
+    t = tv.table
+    joined, cols = t, []
+    for name in fields:
+        code = tv.spec.code_for(name)
+        target = catalog.tables.get(code.table) if code and code.is_plain_table else None
+        if target is None:
+            cols.append(t.c[name])
+            continue
+        other = target.table.alias(f"fk_{name}")
+        joined = joined.outerjoin(other, other.c[code.valuefield] == t.c[name])
+        cols.append(func.coalesce(other.c[code.textfield], t.c[name]).label(name))
+    return cols, joined
+
+
+async def rows_of(request: Request, tv: TableView, fields: list[str]) -> AsyncIterator[tuple[Any, ...]]:
     params = {k: v for k, v in request.query_params.items() if k not in ("page", "rows", "after")}
     lq = parse_list_query(tv, params)
-    t = tv.table
-    stmt = select(*[t.c[n] for n in fields]).where(*where_clauses(tv, lq)).order_by(*order_by(tv, lq.sort))
-    async with ctx_of(request).db.connect() as conn:
+    ctx = ctx_of(request)
+    cols, joined = readable_columns(ctx.catalog, tv, fields)
+    stmt = select(*cols).select_from(joined).where(*where_clauses(tv, lq)).order_by(*order_by(tv, lq.sort))
+    async with ctx.db.connect() as conn:
         result = await conn.stream(stmt.execution_options(yield_per=CHUNK))
         async for partition in result.partitions(CHUNK):
             for row in partition:
-                yield [jsonable(v) for v in row]
+                yield tuple(row)
 
 
 def export_csv(route: Route) -> list[HTTPRouteHandler]:
@@ -63,10 +83,10 @@ def export_csv(route: Route) -> list[HTTPRouteHandler]:
             buf = io.StringIO()
             writer = csv.writer(buf)
             buf.write("\ufeff")
-            writer.writerow(header(tv, fields, lang_of(request)))
+            writer.writerow([csv_cell(h) for h in header(tv, fields, lang_of(request))])
             n = 0
             async for row in rows_of(request, tv, fields):
-                writer.writerow(["" if v is None else v for v in row])
+                writer.writerow([csv_cell(v) for v in row])
                 n += 1
                 if n % 500 == 0:
                     yield buf.getvalue().encode()
@@ -88,13 +108,13 @@ def export_xlsx(route: Route) -> list[HTTPRouteHandler]:
         fields = export_fields(tv)
         wb = Workbook(write_only=True)
         ws = wb.create_sheet(tv.name[:31])
-        ws.append(header(tv, fields, lang_of(request)))
+        ws.append([xlsx_cell(ws, h) for h in header(tv, fields, lang_of(request))])
 
-        def append(rows: list[list[Any]]) -> None:
+        def append(rows: list[tuple[Any, ...]]) -> None:
             for row in rows:
-                ws.append(row)
+                ws.append([xlsx_cell(ws, v) for v in row])
 
-        chunk: list[list[Any]] = []
+        chunk: list[tuple[Any, ...]] = []
         async for row in rows_of(request, tv, fields):
             chunk.append(row)
             if len(chunk) >= CHUNK:

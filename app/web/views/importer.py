@@ -1,15 +1,20 @@
-"""Import rows from xlsx or CSV with the same rules as the form, all in one transaction.
+"""Import rows from xlsx or CSV with the same rules as the form: preview, then write.
 
-Modes: `preview` validates every row (inserting inside a transaction that is rolled back, so
-unique clashes within the file and business rules are seen too) and writes nothing; `all`
-writes only when every row passes; `valid` writes the rows that pass and reports the rest.
+Modes: `preview` shows what every row would do (insert, update with its changes, skip, or the
+error) and writes nothing; it keeps the file for a while so the page's "Import" button writes
+exactly what was shown. `all` writes only when every row passes; `valid` writes the rows that
+pass and reports the rest. The file is read in a worker thread, off the event loop, with no
+database connection open; the checks and writes come after (app/crud/imports.py).
 """
-
 from __future__ import annotations
 
-import csv
 import io
+import json
+import re
+import secrets
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,116 +22,108 @@ from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Response, Template
-from openpyxl import Workbook, load_workbook
+from openpyxl import Workbook
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
+from app.crud.imports import RowPlan, apply_import, map_columns, plan_import
 from app.crud.rows import CrudError
-from app.crud.store import insert_row
 from app.web.render import render
 from app.web.ui import lang_of
 from app.web.views.common import Route, actor_of
+from app.web.views.sheets import read_sheet
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 50_000
 MODES = ("preview", "all", "valid")
+SHOWN = 500  # rows of changes a preview page lists (the counts cover every row)
+KEPT_SECONDS = 3600  # how long a previewed file waits for its "Import" button
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
 @dataclass
 class Report:
-    rows: int = 0
+    """What an upload did, for the page: counts by action, the errors, the first changes."""
+
+    rows: int
+    counts: dict[str, int]
+    errors: list[dict[str, Any]]
+    shown: list[RowPlan]
+    ignored: list[str]
     written: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
     committed: bool = False
+    token: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
 
 
-def column_map(tv: TableView, headers: list[str]) -> tuple[dict[int, str], list[str]]:
-    """Header cells → form fields, by name or by title in either language; unknown headers reported."""
-    known: dict[str, str] = {}
-    for name in tv.view["form_fields"]:
-        f = tv.fields[name]
-        for key in (name, f.title, *dict(f.titles).values()):
-            known[key.strip().lower()] = name
-    mapping, unknown = {}, []
-    for i, h in enumerate(headers):
-        key = (h or "").strip().lower()
-        if not key:
-            continue
-        if key in known:
-            mapping[i] = known[key]
-        elif key not in (tv.pk.lower(), *(x.lower() for x in ("编号", "ID"))):
-            unknown.append(h)
-    return mapping, unknown
+def report_of(tv: TableView, plans: list[RowPlan], ignored: list[str], lang: str) -> Report:
+    counts = {a: 0 for a in ("insert", "update", "skip", "error")}
+    for p in plans:
+        counts[p.action] += 1
+    errors = [{"row": p.line, "field": name, "column": tv.fields[name].label(lang) if name else "", "message": msg}
+              for p in plans if p.action == "error" for name, msg in p.errors.items()]
+    shown = [p for p in plans if p.action in ("insert", "update")][:SHOWN]
+    return Report(len(plans), counts, errors, shown, ignored,
+                  labels={n: f.label(lang) for n, f in tv.fields.items()})
 
 
-def read_table(filename: str, content: bytes) -> list[list[Any]]:
-    """All rows of the first sheet (xlsx) or of the CSV file, header first."""
-    if filename.lower().endswith(".xlsx"):
-        try:
-            wb = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a bad file
-            raise CrudError(400, "not a readable .xlsx file") from None
-        ws = wb.worksheets[0]
-        return [list(r) for r in ws.iter_rows(values_only=True)]
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise CrudError(400, "the CSV file is not UTF-8 text") from None
-    return [row for row in csv.reader(io.StringIO(text))]
+def kept_dir(request: Request) -> Path:
+    return Path(ctx_of(request).settings.data_dir) / "imports"
 
 
-def cell_text(value: Any) -> Any:
-    """Spreadsheet cells → what a form would submit (numbers keep their exact text)."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return value if isinstance(value, str) else str(value)
+def keep(request: Request, tv: TableView, filename: str, content: bytes) -> str:
+    """Keep a previewed file for its "Import" button; → its token. Old ones are cleared here."""
+    folder = kept_dir(request)
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in folder.glob("*.json"):
+        if now - old.stat().st_mtime > KEPT_SECONDS:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".bin").unlink(missing_ok=True)
+    token = secrets.token_urlsafe(24)
+    from app.auth.principal import principal_of
+
+    (folder / f"{token}.bin").write_bytes(content)
+    (folder / f"{token}.json").write_text(json.dumps(
+        {"table": tv.name, "user": principal_of(request).user_id, "filename": filename}))
+    return token
+
+
+def kept(request: Request, tv: TableView, token: str) -> tuple[str, bytes]:
+    """The file a preview kept for this user and table; → (filename, content)."""
+    from app.auth.principal import principal_of
+
+    meta_path = kept_dir(request) / f"{token}.json"
+    if not TOKEN.match(token) or not meta_path.exists():
+        raise CrudError(400, "the previewed file is gone; upload it again")
+    meta = json.loads(meta_path.read_text())
+    if meta["table"] != tv.name or meta["user"] != principal_of(request).user_id \
+            or time.time() - meta_path.stat().st_mtime > KEPT_SECONDS:
+        raise CrudError(400, "the previewed file is gone; upload it again")
+    return meta["filename"], meta_path.with_suffix(".bin").read_bytes()
+
+
+def forget(request: Request, token: str) -> None:
+    if TOKEN.match(token):
+        for suffix in (".json", ".bin"):
+            (kept_dir(request) / f"{token}{suffix}").unlink(missing_ok=True)
 
 
 async def run_import(request: Request, tv: TableView, filename: str, content: bytes, mode: str) -> Report:
-    table = read_table(filename, content)
-    if not table:
-        raise CrudError(400, "the file is empty")
-    mapping, unknown = column_map(tv, [str(h) if h is not None else "" for h in table[0]])
-    if unknown:
-        raise CrudError(400, "unknown columns: " + ", ".join(map(str, unknown)))
-    body = [r for r in table[1:] if any(c not in (None, "") for c in r)]
-    if len(body) > MAX_ROWS:
-        raise CrudError(413, f"at most {MAX_ROWS} rows per import")
-    report = Report(rows=len(body))
-    actor = actor_of(request)
-    ctx = ctx_of(request)
-    conn_cm = ctx.db.connect()
-    async with conn_cm as conn:
-        trans = await conn.begin()
-        try:
-            for n, raw in enumerate(body, start=2):
-                data = {name: cell_text(raw[i] if i < len(raw) else None) for i, name in mapping.items()}
-                try:
-                    await insert_row(ctx, conn, tv, data, actor, strict=False)
-                    report.written += 1
-                except CrudError as exc:
-                    if exc.status >= 500:
-                        raise
-                    for fname, message in (exc.errors or {"": exc.message}).items():
-                        report.errors.append(
-                            {
-                                "row": n,
-                                "field": fname,
-                                "column": tv.fields[fname].label(lang_of(request)) if fname else "",
-                                "message": message,
-                            }
-                        )
-            if mode == "preview" or (mode == "all" and report.errors):
-                await trans.rollback()
-                report.written = 0
-            else:
-                await trans.commit()
-                report.committed = True
-        except BaseException:
-            await trans.rollback()
-            raise
+    """Read the file off the event loop (nothing open on the database meanwhile), plan it, and
+    write it unless previewing."""
+    sheet = await anyio.to_thread.run_sync(read_sheet, filename, content, MAX_ROWS)
+    columns = map_columns(tv, sheet.header)
+    ctx, lang = ctx_of(request), lang_of(request)
+    plans = await plan_import(ctx, tv, columns, sheet.rows, check=mode == "preview")
+    if mode == "preview":
+        report = report_of(tv, plans, columns.ignored, lang)
+        if report.counts["insert"] or report.counts["update"]:
+            report.token = await anyio.to_thread.run_sync(keep, request, tv, filename, content)
+        return report
+    written = await apply_import(ctx, tv, plans, actor_of(request), all_or_nothing=mode == "all")
+    report = report_of(tv, plans, columns.ignored, lang)
+    report.written, report.committed = written, not (mode == "all" and report.counts["error"])
     return report
 
 
@@ -155,8 +152,23 @@ def template_workbook(tv: TableView, lang: str) -> bytes:
     return out.getvalue()
 
 
+async def uploaded(request: Request, tv: TableView, form: Any) -> tuple[str, bytes, str]:
+    """The upload's (filename, content, token): a new file, or the one a preview kept."""
+    token = str(form.get("token") or "")
+    if token:
+        filename, content = await anyio.to_thread.run_sync(kept, request, tv, token)
+        return filename, content, token
+    file = form.get("file")
+    if not isinstance(file, UploadFile) or not file.filename:
+        raise CrudError(400, "choose a .xlsx or .csv file")
+    content = await file.read(MAX_BYTES + 1)
+    if len(content) > MAX_BYTES:
+        raise CrudError(413, "the file is larger than 20 MB")
+    return file.filename, content, ""
+
+
 def import_page(route: Route) -> list[HTTPRouteHandler]:
-    """The upload form, and the upload: a report of every row's problems, written or not by mode."""
+    """The upload form, and the upload: the preview's diff, or what was written, row by row."""
     tv = route.table
 
     async def page(request: Request) -> Template:
@@ -164,27 +176,16 @@ def import_page(route: Route) -> list[HTTPRouteHandler]:
 
     async def upload(request: Request) -> Template:
         form = await request.form()
-        file = form.get("file")
         mode = form.get("mode") if form.get("mode") in MODES else "preview"
-        if not isinstance(file, UploadFile) or not file.filename:
-            return render(
-                request,
-                "import.html",
-                status_code=400,
-                tv=tv,
-                report=None,
-                mode=mode,
-                form_error="choose a .xlsx or .csv file",
-            )
-        content = await file.read(MAX_BYTES + 1)
         try:
-            if len(content) > MAX_BYTES:
-                raise CrudError(413, "the file is larger than 20 MB")
-            report = await run_import(request, tv, file.filename, content, mode)
+            filename, content, token = await uploaded(request, tv, form)
+            report = await run_import(request, tv, filename, content, mode)
         except CrudError as exc:
             return render(
                 request, "import.html", status_code=exc.status, tv=tv, report=None, mode=mode, form_error=exc.message
             )
+        if token and report.committed:
+            await anyio.to_thread.run_sync(forget, request, token)
         status = 200 if not report.errors else 422
         return render(request, "import.html", status_code=status, tv=tv, report=report, mode=mode)
 
