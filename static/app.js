@@ -47,3 +47,32 @@ document.addEventListener("click", async (event) => {
   button.classList.add("done");
   button.textContent = button.dataset.copied || "✓";
 });
+
+// RBAC grid: typing in a search box filters the table at once (rows by their header text,
+// role columns by their heading); the form still submits the same filters to the server.
+document.querySelectorAll("input[data-filter-rows]").forEach((input) => {
+  const table = document.querySelector(input.dataset.filterRows);
+  input.addEventListener("input", () => {
+    const text = input.value.trim().toLowerCase();
+    let group = null, shown = 0;
+    const close = () => { if (group) group.hidden = shown === 0; };
+    table.querySelectorAll("tbody tr").forEach((row) => {
+      if (row.classList.contains("group")) { close(); group = row; shown = 0; return; }
+      const head = row.querySelector("th");
+      row.hidden = Boolean(text) && !(head && head.textContent.toLowerCase().includes(text));
+      if (!row.hidden) shown += 1;
+    });
+    close();
+  });
+});
+document.querySelectorAll("input[data-filter-cols]").forEach((input) => {
+  const table = document.querySelector(input.dataset.filterCols);
+  input.addEventListener("input", () => {
+    const text = input.value.trim().toLowerCase();
+    table.querySelectorAll("thead th.role-col").forEach((th) => {
+      const hide = Boolean(text) && !th.textContent.toLowerCase().includes(text);
+      const col = th.cellIndex + 1;
+      table.querySelectorAll(`tr:not(.group) > :nth-child(${col})`).forEach((cell) => { cell.hidden = hide; });
+    });
+  });
+});

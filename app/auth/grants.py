@@ -3,6 +3,11 @@
 A grant is a permission path of the RBAC database (`/pipeline_core/**`, `/t/{id}/edit`); a role
 set's grants compile once into a `GrantSet` that every request asks. `permission_path` and
 `app_paths` turn the routes an app serves into the paths it registers.
+
+Writes that share their address with a page name their own permission path (the handler's
+`opt["permission"]`, e.g. POST /rbac/grants → `/rbac/grants/edit`), so opening a page never grants
+its form; the rows stay path-only, as the ecosystem writes them. `covers` says whether one grant
+holds everything another opens: nobody grants what they do not hold.
 """
 from __future__ import annotations
 
@@ -74,6 +79,23 @@ def path_matches(grant: str, path: str, template: str | None = None) -> bool:
     return _match(compiled, segments, _template_segments(segments, template))
 
 
+def _covers(held: tuple[tuple[str, ...], bool], wanted: tuple[tuple[str, ...], bool]) -> bool:
+    """Does compiled grant `held` open every path compiled grant `wanted` opens? A wildcard is held
+    only by a wildcard of the same or a shorter prefix; a `{name}` segment holds (and is held by)
+    only a `{name}`: it opens a route's parameter, never a literal route such as `/t/new`."""
+    (hs, hw), (ws, ww) = held, wanted
+    if (ww and not hw) or len(hs) > len(ws) or (not hw and len(hs) != len(ws)):
+        return False
+    return all(_is_param(w) if _is_param(h) else h == w for h, w in zip(hs, ws, strict=False))
+
+
+def covers(held: str, wanted: str) -> bool:
+    """Does permission path `held` open everything `wanted` opens (`/pipeline_core/**` holds
+    `/pipeline_core/pipelines/{id}`; `/t/{id}` does not hold `/t/new`, nor `/t/**`)?"""
+    h, w = _compile(held), _compile(wanted)
+    return h is not None and w is not None and _covers(h, w)
+
+
 class GrantSet:
     """A role set's grants compiled once: exact paths in a set, patterns in a list."""
 
@@ -99,6 +121,15 @@ class GrantSet:
         tmpl = _template_segments(segments, template)
         return any(_match(p, segments, tmpl) for p in self.patterns)
 
+    def covers(self, grant: str) -> bool:
+        """Does this set hold everything `grant` opens (may its holder grant it to others)?"""
+        wanted = _compile(grant)
+        if wanted is None:
+            return False
+        if wanted[0] in self.exact and not wanted[1]:
+            return True
+        return any(_covers(held, wanted) for held in self.patterns)
+
 
 @lru_cache(maxsize=256)
 def grant_set(grants: tuple[str, ...]) -> GrantSet:
@@ -114,13 +145,31 @@ def permission_path(path: str) -> str:
     return _TYPED_PARAM.sub(r"{\1}", _PATH_PARAM.sub("**", path))
 
 
-def app_paths(app: Any) -> list[str]:
-    """The permission paths of every route the Litestar `app` serves (from `app.routes`)."""
-    paths = set()
+PERMISSION_OPT = "permission"  # a handler's `opt` key naming the permission path it needs
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def handler_permission(handler: Any) -> str | None:
+    """The permission path a route handler names for itself (`opt["permission"]`), if any."""
+    return (getattr(handler, "opt", None) or {}).get(PERMISSION_OPT)
+
+
+def app_path_methods(app: Any) -> dict[str, frozenset[str]]:
+    """Every permission path the Litestar `app` serves (from `app.routes`), with the HTTP methods
+    it opens: a route's own path, and each path a handler names for itself."""
+    out: dict[str, set[str]] = {}
     for route in app.routes:
         path = permission_path(route.path)
         handlers = getattr(route, "route_handlers", None) or [getattr(route, "route_handler", None)]
         if any(getattr(h, "is_mount", False) for h in handlers) and not path.endswith("**"):
             path = path.rstrip("/") + "/**"
-        paths.add(path)
-    return sorted(paths)
+        out.setdefault(path, set())
+        for h in handlers:
+            methods = set(getattr(h, "http_methods", None) or {"GET"})
+            out.setdefault(handler_permission(h) or path, set()).update(methods)
+    return {path: frozenset(methods) for path, methods in out.items()}
+
+
+def app_paths(app: Any) -> list[str]:
+    """The permission paths of every route the Litestar `app` serves (from `app.routes`)."""
+    return sorted(app_path_methods(app))

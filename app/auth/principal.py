@@ -35,6 +35,18 @@ class Principal:
         """May this principal open `path`? (`template`: the route's path template, if known.)"""
         return rbac.grant_set(self.grants).allows(path, template)
 
+    def may_write(self, permission: str) -> bool:
+        """May this principal use a write that names its own permission path (a handler's
+        `opt["permission"]`, such as `/rbac/grants/edit`)? The path is its own template: a
+        `{id}` grant (`/rbac/users/{id}`) never opens the literal `/rbac/users/edit`."""
+        return self.allows(permission, permission)
+
+    def missing(self, grants: Iterable[str]) -> list[str]:
+        """The grants of `grants` this principal does not hold (`GrantSet.covers`), sorted: what
+        they may not hand to a role, or hold over a user they would act on."""
+        held = rbac.grant_set(self.grants)
+        return sorted({g for g in grants if not held.covers(g)})
+
 
 NOBODY = Principal(None, None, ANONYMOUS_ROLES, ())
 

@@ -37,7 +37,7 @@ from app.core.ids import new_id
 
 IMPLICIT_ROLES = ("any", "anonymous", "logined")  # built-in roles, known by these literal ids
 DEFAULT_ORG = ("pipeline-app", "Pipeline-App")  # (id, name) users are filed under unless told
-ACTIVE_STATUS = "0"
+ACTIVE_STATUS, DISABLED_STATUS = "0", "1"
 """`users.user_status`: the ecosystem's default "0" means active; "1" or anything else is disabled."""
 
 
@@ -119,19 +119,23 @@ async def user_info(engine: AsyncEngine, user_id: str, ttl: float) -> UserInfo |
     return await _cache.get(("user", _engine_key(engine), user_id), load, ttl)
 
 
+async def paths_of_roles(conn: AsyncConnection, roles: frozenset[str]) -> tuple[str, ...]:
+    """Every permission path any of the role keys `roles` holds (wildcard forms included as given)."""
+    rp, p, r = table("rolepermission"), table("permission"), table("role")
+    names = sorted({split_role_key(k)[1] for k in roles})
+    builtin = sorted(roles & set(IMPLICIT_ROLES))
+    stmt = (select(r.c.id, r.c.orgtypeid, r.c.name, p.c.path)
+            .select_from(rp.join(r, r.c.id == rp.c.roleid).join(p, p.c.id == rp.c.permid))
+            .where(or_(r.c.name.in_(names), r.c.id.in_(builtin))))
+    rows = (await conn.execute(stmt)).all()
+    return tuple(sorted({row.path for row in rows if row.path and role_key(row.orgtypeid, row.name, row.id) in roles}))
+
+
 async def grants_for(engine: AsyncEngine, roles: frozenset[str], ttl: float) -> tuple[str, ...]:
     """Every permission path any of `roles` holds: one query, cached per role set."""
     async def load() -> tuple[str, ...]:
-        rp, p, r = table("rolepermission"), table("permission"), table("role")
-        names = sorted({split_role_key(k)[1] for k in roles})
-        builtin = sorted(roles & set(IMPLICIT_ROLES))
-        stmt = (select(r.c.id, r.c.orgtypeid, r.c.name, p.c.path)
-                .select_from(rp.join(r, r.c.id == rp.c.roleid).join(p, p.c.id == rp.c.permid))
-                .where(or_(r.c.name.in_(names), r.c.id.in_(builtin))))
         async with engine.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-        return tuple(sorted({row.path for row in rows
-                             if row.path and role_key(row.orgtypeid, row.name, row.id) in roles}))
+            return await paths_of_roles(conn, roles)
 
     return await _cache.get(("grants", _engine_key(engine), roles), load, ttl)
 
@@ -222,11 +226,30 @@ async def _ensure_role(conn: AsyncConnection, key: str) -> str:
     return row["id"]
 
 
+async def has_org(conn: AsyncConnection, orgid: str) -> bool:
+    o = table("organization")
+    return (await conn.execute(select(o.c.id).where(o.c.id == orgid))).first() is not None
+
+
 async def ensure_org(conn: AsyncConnection, orgid: str, name: str) -> None:
     """The organisation users are filed under (`users.orgid`), created when missing."""
-    o = table("organization")
-    if (await conn.execute(select(o.c.id).where(o.c.id == orgid))).first() is None:
-        await conn.execute(insert(o).values(id=orgid, orgname=name))
+    if not await has_org(conn, orgid):
+        await conn.execute(insert(table("organization")).values(id=orgid, orgname=name))
+
+
+async def _insert_user(conn: AsyncConnection, username: str, hashed: str, orgid: str) -> str:
+    user_id = new_id()
+    await conn.execute(insert(table("users")).values(
+        id=user_id, username=username, password=hashed, user_status=ACTIVE_STATUS, orgid=orgid,
+        created_at=date.today(), login_fail_count=0))
+    return user_id
+
+
+async def link_role(conn: AsyncConnection, user_id: str, role_id: str) -> None:
+    """Give the user the role (no duplicate link)."""
+    ur = table("userrole")
+    if (await conn.execute(select(ur.c.id).where(ur.c.userid == user_id, ur.c.roleid == role_id))).first() is None:
+        await conn.execute(insert(ur).values(id=new_id(), userid=user_id, roleid=role_id))
 
 
 async def has_users(engine: AsyncEngine) -> bool:
@@ -246,23 +269,18 @@ async def add_user(engine: AsyncEngine, username: str, password: str, role: str,
     if not username or not password:
         raise ValueError("username and password must not be empty")
     hashed = scheme.hash(password)
-    u, ur = table("users"), table("userrole")
+    u = table("users")
     async with engine.begin() as conn:
         role_id = await _ensure_role(conn, role)
         row = (await conn.execute(select(u.c.id).where(u.c.username == username))).first()
         created = row is None
         if created:
-            user_id = new_id()
             await ensure_org(conn, *org)
-            await conn.execute(insert(u).values(
-                id=user_id, username=username, password=hashed, user_status=ACTIVE_STATUS, orgid=org[0],
-                created_at=date.today(), login_fail_count=0))
+            user_id = await _insert_user(conn, username, hashed, org[0])
         else:
             user_id = row.id
             await conn.execute(update(u).where(u.c.id == user_id).values(password=hashed))
-        link = select(ur.c.id).where(ur.c.userid == user_id, ur.c.roleid == role_id)
-        if (await conn.execute(link)).first() is None:
-            await conn.execute(insert(ur).values(id=new_id(), userid=user_id, roleid=role_id))
+        await link_role(conn, user_id, role_id)
     invalidate()
     return user_id, created
 
@@ -321,3 +339,53 @@ async def register_paths(engine: AsyncEngine, paths: Iterable[str], defaults: di
     if changes and not dry_run:
         invalidate()
     return changes
+
+
+# ---------------------------------------------------------------- user administration (the admin pages)
+# Each takes the caller's connection, so the checks of an admin action and its write are one
+# transaction; the caller commits, then calls `invalidate()`.
+
+async def create_user(conn: AsyncConnection, username: str, hashed: str, orgid: str) -> str | None:
+    """A new active user with the already hashed password in organisation `orgid` → its id; None
+    when the name is taken (as the database's collation compares names)."""
+    u = table("users")
+    if (await conn.execute(select(u.c.id).where(u.c.username == username))).first() is not None:
+        return None
+    return await _insert_user(conn, username, hashed, orgid)
+
+
+async def _set_user(conn: AsyncConnection, user_id: str, **values: object) -> bool:
+    u = table("users")
+    return (await conn.execute(update(u).where(u.c.id == user_id).values(**values))).rowcount > 0
+
+
+async def set_password(conn: AsyncConnection, user_id: str, hashed: str) -> bool:
+    """A new (already hashed) password; the caller ends the user's sessions. False: no such user."""
+    return await _set_user(conn, user_id, password=hashed)
+
+
+async def set_status(conn: AsyncConnection, user_id: str, active: bool) -> bool:
+    """Enable ("0") or disable ("1") a user; a disabled user's sessions are the caller's to end."""
+    return await _set_user(conn, user_id, user_status=ACTIVE_STATUS if active else DISABLED_STATUS)
+
+
+async def set_org(conn: AsyncConnection, user_id: str, orgid: str) -> bool:
+    """File the user under organisation `orgid` (which must exist: see `organizations`)."""
+    return await _set_user(conn, user_id, orgid=orgid)
+
+
+async def organizations(conn: AsyncConnection, limit: int = 1000) -> list[tuple[str, str]]:
+    """(id, name) of the organisations users can be filed under, by name."""
+    o = table("organization")
+    rows = (await conn.execute(select(o.c.id, o.c.orgname).order_by(o.c.orgname, o.c.id).limit(limit))).all()
+    return [(row.id, row.orgname or row.id) for row in rows]
+
+
+async def user_paths(conn: AsyncConnection, user_id: str) -> tuple[str, ...]:
+    """Every permission path a user's roles give them (with `any`, `logined` and the wildcard
+    forms): what an admin must hold themselves to act on this user."""
+    ur, r = table("userrole"), table("role")
+    rows = (await conn.execute(select(r.c.id, r.c.orgtypeid, r.c.name)
+                               .select_from(ur.join(r, r.c.id == ur.c.roleid)).where(ur.c.userid == user_id))).all()
+    keys = held_keys({"any", "logined", *(role_key(row.orgtypeid, row.name, row.id) for row in rows)})
+    return await paths_of_roles(conn, keys)

@@ -23,6 +23,7 @@ ENV = {
     "key_secret": "PIPELINE_KEY_SECRET",
     "rbac_password_scheme": "SAGE_RBAC_PASSWORD_SCHEME",
     "rbac_password_key": "SAGE_RBAC_PASSWORD_KEY",
+    "metrics_token": "PIPELINE_METRICS_TOKEN",
 }
 
 
@@ -46,6 +47,7 @@ class Settings:
     rbac_password_key: str = "ytguiojbhvhbnkl"  # the platform's key of the ecosystem format
     rbac_default_orgid: str = "pipeline-app"      # users.orgid of users created here unless told
     rbac_default_orgname: str = "Pipeline-App"    # the organisation made for it when missing
+    metrics_token: str | None = None  # a scraper's bearer token for /metrics; None = grants only
     root: Path = ROOT
 
     @property
@@ -93,6 +95,7 @@ def load_settings(config: Path | None = None) -> Settings:
         rbac_password_key=str(raw.get("rbac_password_key") or "ytguiojbhvhbnkl"),
         rbac_default_orgid=str(raw.get("rbac_default_orgid") or "pipeline-app"),
         rbac_default_orgname=str(raw.get("rbac_default_orgname") or "Pipeline-App"),
+        metrics_token=str(raw.get("metrics_token") or "") or None,
     )
 
 

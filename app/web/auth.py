@@ -4,9 +4,12 @@ Who: the `pa_session` cookie → a `sessions` row of the app database (by the SH
 token, not expired) → the RBAC `users` row, which must be active (`user_status` "0", the
 ecosystem's default; "1" or anything else is disabled) → its roles. Without that, anonymous.
 
-What: the request path must match a permission path one of the principal's roles holds
+What: the request's permission path must match one the principal's roles hold
 (`app.auth.rbac.path_matches`); otherwise it is refused: 401 (a login redirect for a browser page)
-when anonymous, 403 when logged in. Nothing is open that no role was granted.
+when anonymous, 403 when logged in. Nothing is open that no role was granted. The permission path
+is the request path, or the one its handler names (`opt["permission"]`): a write that shares its
+address with a page (POST /rbac/grants) needs its own grant (`/rbac/grants/edit`). `/metrics` also
+opens to the scrapers' bearer token (`metrics_token`), checked before any session.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from litestar.utils.path import normalize_path
 from litestar.utils.scope.state import ScopeState
 
 from app.auth import rbac
+from app.auth.grants import handler_permission
 from app.auth.passwords import PasswordScheme
 from app.auth.sessions import create_session, end_session
 from app.auth.throttle import charge_attempt, clear_keys, login_keys
@@ -33,13 +37,14 @@ from app.core.clock import utcnow
 from app.core.context import ctx_of
 from app.auth.principal import PRINCIPAL_KEY, principal_of, resolve_principal
 from app.web.errors import error_response
+from app.web.health import METRICS_PATH, scraper_token
 from app.web.render import render
 from app.web.ui import lang_of
 
 log = logging.getLogger("pipeline.auth")
 
 SESSION_COOKIE = "pa_session"
-PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+PROBES = frozenset({"/healthz", "/readyz"})
 
 
 def _request_path(scope: Scope) -> str:
@@ -50,6 +55,12 @@ def _request_path(scope: Scope) -> str:
         root = scope.get("root_path") or ""
         return normalize_path(path[len(root):] if root and path.startswith(root) else path)
     return scope["path"]
+
+
+def _permission(scope: Scope) -> tuple[str, str | None]:
+    """(permission path, its template) a request needs: the one its handler names, else its own."""
+    named = handler_permission(scope.get("route_handler"))
+    return (named, named) if named else (_request_path(scope), scope.get("path_template"))
 
 
 class AuthMiddleware(ASGIMiddleware):
@@ -71,11 +82,21 @@ class AuthMiddleware(ASGIMiddleware):
                 await next_app(scope, receive, send)
                 return
         request = app.request_class(scope, receive)
+        if scope["path"] == METRICS_PATH:
+            bearer = scraper_token(request.headers.get("authorization"), app.state.ctx.settings.metrics_token)
+            if bearer is not None:  # a scraper: its token decides, no session is looked up
+                if bearer:
+                    await next_app(scope, receive, send)
+                    return
+                response = error_response(401, "wrong bearer token", headers={"WWW-Authenticate": "Bearer"},
+                                          code="unauthorized")
+                await response.to_asgi_response(app, request)(scope, receive, send)
+                return
         # probes answer about the process and the databases, never about a (maybe unreachable) session
         token = None if scope["path"] in PROBES else request.cookies.get(SESSION_COOKIE)
         principal = await resolve_principal(app.state.ctx, token)
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
-        if principal.allows(_request_path(scope), scope.get("path_template")):
+        if principal.allows(*_permission(scope)):
             await next_app(scope, receive, send)
         elif scope["type"] != ScopeType.HTTP:
             raise NotAuthorizedException() if principal.is_anonymous else PermissionDeniedException()

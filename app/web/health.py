@@ -1,7 +1,12 @@
-"""Liveness and readiness: no login needed, cheap, and honest about the databases."""
+"""Liveness and readiness (no login needed, cheap, honest about the databases) and the metrics.
+
+`/metrics` is not public: a role must be granted it, or a scraper sends the configured
+`metrics_token` as `Authorization: Bearer <token>` (docs/rbac-admin.md).
+"""
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from litestar import Request, get
 from litestar.response import Response
@@ -33,7 +38,20 @@ async def readyz(request: Request) -> Response:
     return Response({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
 
 
-@get("/metrics", include_in_schema=False, sync_to_thread=False)
+METRICS_PATH = "/metrics"
+
+
+def scraper_token(authorization: str | None, token: str | None) -> bool | None:
+    """A scraper's bearer token against the configured one: None when there is nothing to judge
+    (no token configured, or no bearer credentials sent: the grants decide), else whether it is
+    the one. Compared in constant time, so response times do not spell the token out."""
+    scheme, _, sent = (authorization or "").strip().partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return None
+    return hmac.compare_digest(sent.strip().encode(), token.encode())
+
+
+@get(METRICS_PATH, include_in_schema=False, sync_to_thread=False)
 def metrics() -> Response:
     return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
