@@ -21,8 +21,8 @@ Why it is built this way:
 * Refused calls (429) leave no usage row, so a retry with the same request_id is admitted
   normally later; they are counted by reason in the `pipeline_dist_calls_total` metric.
 * Idempotency is the unique (distributor_id, request_id) index: a repeat is answered from the
-  first call's row; a racing twin loses on the index, rolls back (its counter increments with
-  it) and is answered from the winner's row.
+  first call's row; a racing twin loses on the index before it counts anything (the call is
+  inserted before its counters are incremented) and is answered from the winner's row.
 * The statements run through a `Store` (`stores.open_store`): raw aiomysql with a context cache
   and batched stored procedures on MariaDB (`mariadb_store`), SQLAlchemy elsewhere (`sqla_store`).
   A store that caches contexts checks them in the admission's own transaction (stale: read
