@@ -23,6 +23,7 @@ import msgspec
 
 from app.core.batching import Batcher
 from app.core.cache import TTLCache
+from app.core.db import CLUSTER_VARIABLES, ClusterMisconfigured, cluster_refusal
 from app.core.retry import Retryable
 from modules.pipeline_dist.limits import CALL_COLUMNS, CALL_TIMES, LINK_KEYS, PRICE_KEYS, Duplicate, Limit
 from modules.pipeline_dist.procedures import (
@@ -276,6 +277,15 @@ SELECT JSON_OBJECT('ok', ok = 1, 'used', JSON_EXTRACT(counted, '$'));
 END"""
 
 
+async def _refuse_misconfigured_cluster(conn: Any) -> None:
+    """At startup: a Galera node the admissions cannot be exact on is never used (app.core.db)."""
+    async with conn.cursor() as cur:
+        await cur.execute(CLUSTER_VARIABLES)
+        refusal = cluster_refusal(dict(await cur.fetchall()))
+    if refusal:
+        raise ClusterMisconfigured(refusal)
+
+
 def _classify(exc: Exception) -> Exception:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     if code == ER_DUP_ENTRY:
@@ -355,6 +365,7 @@ class RawStore:
         procs = procedures(_CALL_JSON)
         try:
             async with pool.acquire() as conn:
+                await _refuse_misconfigured_cluster(conn)
                 await install(conn, (procs.admit, procs.finish))
         except BaseException:
             pool.close()
