@@ -56,3 +56,16 @@ async def test_a_batch_with_refusals_and_twins_rolls_nothing_back(dist_admin):
     assert sorted(r["request_id"] for r in await usage_rows(w)) == ["a", "b", "first"]
     assert (await counters(w))[f"dist:{w.distributor_id}|C"] == 3
     await assert_counters_match_usage(w)
+
+
+@pytest.mark.parametrize("db_url", ["mariadb"], indirect=True)
+async def test_a_repeat_is_answered_even_when_its_limit_is_full_now(dist_admin):
+    """The repeat's counters are full (its own call among them) and the worker's cached context
+    does not know the call: deciding before writing must still find it, not refuse it."""
+    await clear_of_period_end(dist_admin.ctx.settings)
+    w = await make_world(dist_admin, dist={"max_concurrency": 2})
+    first = await admit(w, "a")
+    assert first.status_code == 201 and (await admit(w, "b")).status_code == 201
+    again = await admit(w, "a")
+    assert again.status_code == 200, again.text
+    assert again.json()["call_id"] == first.json()["call_id"]

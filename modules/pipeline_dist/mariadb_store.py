@@ -168,6 +168,8 @@ class RawTx:
         result = _decode(await self._compound(_admit_sql(tuple(lim.limit is not None for lim in limits)), args))
         if result["ok"] is None:
             return None, {}
+        if result["twin"]:
+            raise Duplicate(usage["request_id"])
         before = {k: int(v) for k, v in result["used"].items()}
         return (True, {k: v + 1 for k, v in before.items()}) if result["ok"] is True else (False, before)
 
@@ -253,15 +255,16 @@ def _admit_sql(limited: tuple[bool, ...]) -> str:
     """The admission's general case (new period, or a limit reached): lock the counters in id order
     (the upsert makes missing rows) before anything else, as the batches do, check and read them
     while locked, and only if all passed insert the call and increment them; a refusal rolls the
-    whole transaction back (nothing of it leaves the node). Answers {"ok": true|false|null (stale
-    context), "used": before}."""
+    whole transaction back (nothing of it leaves the node). A refused request whose request_id
+    is taken is a twin (the worker's cached context knows no call): it is answered, not refused.
+    Answers {"ok": true|false|null (stale context), "twin": .., "used": before}."""
     ids = ", ".join(f"%(c{i})s" for i in range(len(limited)))
     rows = ", ".join(f"(%(c{i})s, SUBSTRING_INDEX(%(c{i})s, '|', 1), SUBSTRING_INDEX(%(c{i})s, '|', -1), 0, %(now)s)"
                      for i in range(len(limited)))
     full = " ".join(f"WHEN id = %(c{i})s AND used >= %(l{i})s THEN 1" for i, lim in enumerate(limited) if lim)
     ok = f"SUM(CASE {full} ELSE 0 END) = 0" if full else "1"
     return f"""BEGIN NOT ATOMIC
-DECLARE ok BOOLEAN DEFAULT NULL; DECLARE counted LONGTEXT DEFAULT NULL;
+DECLARE ok BOOLEAN DEFAULT NULL; DECLARE twin BOOLEAN DEFAULT FALSE; DECLARE counted LONGTEXT DEFAULT NULL;
 IF {_VERSION_CURRENT} THEN
   INSERT INTO quota_counters (id, scope, period, used, updated_at) VALUES {rows} ON DUPLICATE KEY UPDATE used = used;
   SELECT {ok}, JSON_OBJECTAGG(id, used) INTO ok, counted FROM quota_counters WHERE id IN ({ids});
@@ -270,10 +273,12 @@ IF {_VERSION_CURRENT} THEN
     UPDATE quota_counters SET used = used + 1, updated_at = %(now)s WHERE id IN ({ids});
     COMMIT;
   ELSE
+    SET twin = EXISTS (SELECT 1 FROM pipeline_usage_log
+                       WHERE distributor_id = %(u_distributor_id)s AND request_id = %(u_request_id)s);
     ROLLBACK;
   END IF;
 END IF;
-SELECT JSON_OBJECT('ok', ok = 1, 'used', JSON_EXTRACT(counted, '$'));
+SELECT JSON_OBJECT('ok', ok = 1, 'twin', twin = 1, 'used', JSON_EXTRACT(counted, '$'));
 END"""
 
 
