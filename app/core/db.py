@@ -61,7 +61,51 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
     kwargs.setdefault("pool_recycle", 1800)
     engine = create_async_engine(full, **kwargs)
     table_versions.watch(engine)
+    if backend in ("mysql", "mariadb"):
+        @event.listens_for(engine.sync_engine, "connect")
+        def _refuse_misconfigured_cluster(dbapi_conn, _record):  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute(CLUSTER_VARIABLES)
+            refusal = cluster_refusal(dict(cur.fetchall()))
+            cur.close()
+            if refusal:
+                raise ClusterMisconfigured(refusal)
+
     return engine
+
+
+class ClusterMisconfigured(RuntimeError):
+    """A Galera node set up so that the app's writes would not replicate exactly: never used."""
+
+
+# What the app needs of a MariaDB Galera node (docs/cluster.md), read on each new connection
+# (the session's own values: a session may differ from the server's defaults).
+CLUSTER_VARIABLES = "SHOW SESSION VARIABLES WHERE Variable_name IN ('wsrep_on', 'binlog_format')"
+CLUSTER_STATUS = "SHOW STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_local_state', 'wsrep_local_state_comment')"
+
+
+def cluster_refusal(variables: dict[str, str]) -> str | None:
+    """Why the app refuses this MariaDB session (None: fine). Galera replicates row events only:
+    with any other binlog_format a node applies statements again on the other nodes, where
+    they can come out differently. (The app never rolls back to a savepoint, so log_bin may
+    be on or off: see modules/pipeline_dist/procedures.py.)"""
+    if str(variables.get("wsrep_on", "OFF")).upper() != "ON":
+        return None
+    if str(variables.get("binlog_format", "ROW")).upper() != "ROW":
+        return (f"this MariaDB node runs Galera (wsrep_on=ON) with binlog_format={variables['binlog_format']}: "
+                "set binlog_format=ROW in its server configuration (see docs/cluster.md)")
+    return None
+
+
+def cluster_unready(status: dict[str, str], variables: dict[str, str]) -> str | None:
+    """Why a Galera node should get no traffic now (None: ready, or not a Galera node): it must
+    accept queries (`wsrep_ready`) and hold the cluster's state (`wsrep_local_state` 4, Synced)."""
+    if str(variables.get("wsrep_on", "OFF")).upper() != "ON":
+        return None
+    if str(status.get("wsrep_ready", "OFF")).upper() != "ON" or str(status.get("wsrep_local_state")) != "4":
+        return (f"galera node not ready: wsrep_ready={status.get('wsrep_ready')}, "
+                f"state {status.get('wsrep_local_state_comment') or status.get('wsrep_local_state')}")
+    return None
 
 
 # Client-side connection failures of the raw drivers (pymysql/aiomysql: can't connect, server gone,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -56,15 +57,20 @@ def _busy() -> Exception:
 
 
 async def retrying(work: Callable[[], Awaitable[T]], *, give_up: Callable[[], Exception] = _busy,
-                   attempts: int = 4, delay: float = 0.005) -> T:
-    """`await work()`, again after a jittered, doubling pause each time it raises `Retryable`;
-    after `attempts` tries, `give_up()` is raised instead."""
-    for attempt in range(attempts):
+                   attempts: int = 4, delay: float = 0.005, budget: float | None = None, cap: float = 0.25) -> T:
+    """`await work()`, again after a jittered, doubling pause (at most `cap`) each time it raises
+    `Retryable`: `attempts` tries, or with a `budget`, as many as start within `budget` seconds
+    (conflicts between cluster nodes can last longer than a few quick tries); then `give_up()`."""
+    deadline = None if budget is None else time.monotonic() + budget
+    attempt = 0
+    while True:
         try:
             return await work()
         except Retryable:
-            if attempt == attempts - 1:
+            attempt += 1
+            pause = min(cap, delay * (2 ** (attempt - 1))) * random.uniform(0.5, 1.5)
+            if deadline is None and attempt >= attempts or deadline is not None and \
+                    time.monotonic() + pause >= deadline:
                 raise give_up() from None
-            if delay:
-                await asyncio.sleep(delay * (2 ** attempt) * random.uniform(0.5, 1.5))
-    raise AssertionError("unreachable")
+            if pause:
+                await asyncio.sleep(pause)

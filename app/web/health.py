@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from app.core.context import ctx_of
+from app.core.db import CLUSTER_STATUS, CLUSTER_VARIABLES, cluster_unready
 from app.ops.observability import metrics_text
 
 
@@ -31,11 +32,20 @@ async def readyz(request: Request) -> Response:
             async with asyncio.timeout(3):
                 async with engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
-            checks[name] = "ok"
+                    checks[name] = await _cluster_check(conn) or "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             checks[name] = f"down: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
     return Response({"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503)
+
+
+async def _cluster_check(conn) -> str | None:  # noqa: ANN001
+    """A Galera node that is not Synced is up but not ready (it may refuse queries or lag)."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return None
+    variables = dict((await conn.execute(text(CLUSTER_VARIABLES))).all())
+    status = dict((await conn.execute(text(CLUSTER_STATUS))).all())
+    return cluster_unready(status, variables)
 
 
 METRICS_PATH = "/metrics"

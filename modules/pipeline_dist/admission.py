@@ -22,8 +22,8 @@ Why it is built this way:
   normally later; they are counted by reason in the `pipeline_dist_calls_total` metric and, per
   distributor, pipeline, reason and day, in `dist_rejections` (`activity`, off the hot path).
 * Idempotency is the unique (distributor_id, request_id) index: a repeat is answered from the
-  first call's row; a racing twin loses on the index, rolls back (its counter increments with
-  it) and is answered from the winner's row.
+  first call's row; a racing twin loses on the index before it counts anything (the call is
+  inserted before its counters are incremented) and is answered from the winner's row.
 * The statements run through a `Store` (`stores.open_store`): raw aiomysql with a context cache
   and batched stored procedures on MariaDB (`mariadb_store`), SQLAlchemy elsewhere (`sqla_store`).
   A store that caches contexts checks them in the admission's own transaction (stale: read
@@ -61,7 +61,10 @@ from modules.pipeline_dist.limits import (
 from modules.pipeline_ops.pricing import Price
 
 log = logging.getLogger("pipeline.dist")
-RETRIES = 4  # deadlock / lock-wait victims are retried this many times
+RETRIES = 4  # a context that keeps changing is read again this many times
+# Conflicts (deadlocks; on Galera, certification at COMMIT) are retried for this long: a finish
+# much longer, so that a conflict does not leave its call running until its lease ends.
+ADMIT_BUDGET, FINISH_BUDGET = 2.0, 10.0
 
 
 class Tx(Protocol):
@@ -115,11 +118,7 @@ async def admit(store: Store, settings: Settings, *, distributor_id: str, code: 
         except Duplicate:
             return await _replay(store, settings, distributor_id, code, request_id)
 
-    return await retrying(attempt, give_up=_busy, attempts=RETRIES)
-
-
-def _busy() -> DistError:
-    return DistError(503, "the database is busy; retry shortly", code="busy")
+    return await retrying(attempt, budget=ADMIT_BUDGET)
 
 
 async def _admit_once(store: Store, settings: Settings, distributor_id: str, code: str, request_id: str,
@@ -218,7 +217,7 @@ async def finish(store: Store, *, distributor_id: str, call_id: str, status: str
             raise DistError(404, "call not found")
         return row
 
-    return await retrying(attempt, give_up=_busy, attempts=RETRIES)
+    return await retrying(attempt, budget=FINISH_BUDGET)
 
 
 def _reprice(call: dict) -> Price:

@@ -3,12 +3,12 @@
 The transactions run on a small aiomysql pool of their own (READ COMMITTED). Each worker caches
 the admission context (distributor, link, pipeline, capacity, list prices) and the admission
 checks its `table_versions` counter in the same transaction (stale: read again, decide again).
-The usual admission is then a stored procedure (`procedures`: insert the call, one UPDATE adding
-1 to every counter with room), called for a batch: the admissions that arrived on this worker
-while earlier ones were at the database share one CALL and one commit, each behind its own
-savepoint (app.core.batching; measured: MariaDB CPU per admit+finish 0.54 -> 0.28 ms). A new
-period or a full limit rolls that member back and decides it alone with the general compound
-statement (`_admit_sql`). Finishes are batched the same way (a finish that changes units reads
+The usual admission is then a stored procedure (`procedures`: lock and read the counters, and
+only if all have room insert the call and add 1 to each), called for a batch: the admissions
+that arrived on this worker while earlier ones were at the database share one CALL and one
+commit (app.core.batching; measured: MariaDB CPU per admit+finish 0.54 -> 0.28 ms). A member on
+a new period or a full limit writes nothing there and is decided alone with the general
+compound statement (`_admit_sql`). Finishes are batched the same way (a finish that changes units reads
 its price first and goes alone). Python parses MySQL packets slowly, so answers are short strings.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ import msgspec
 
 from app.core.batching import Batcher
 from app.core.cache import TTLCache
+from app.core.db import CLUSTER_VARIABLES, ClusterMisconfigured, cluster_refusal
 from app.core.retry import Retryable
 from modules.pipeline_dist.limits import CALL_COLUMNS, CALL_TIMES, LINK_KEYS, PRICE_KEYS, Duplicate, Limit
 from modules.pipeline_dist.procedures import (
@@ -152,14 +153,7 @@ class RawTx:
         the worker's next batch when nothing was read in this transaction yet; else the general
         case (`_admit_sql`) makes missing counters and tells which limit is full. Named
         parameters: each distinct value is escaped once however often a statement uses it."""
-        args: dict[str, Any] = {"now": _stamp(now), "ver": version, "n": len(limits)}
-        for i in range(MAX_COUNTERS):
-            lim = limits[i] if i < len(limits) else None
-            args[f"c{i}"] = lim and lim.counter_id
-            args[f"l{i}"] = lim and lim.limit
-        for c in USAGE_PARAMS:
-            value = usage[c]
-            args["u_" + c] = _stamp(value) if isinstance(value, datetime) else value
+        args = admit_member(limits, usage, now, version)
         if self.cur is None:
             n, counted = await self.store.admissions.submit(args)
         else:
@@ -174,6 +168,8 @@ class RawTx:
         result = _decode(await self._compound(_admit_sql(tuple(lim.limit is not None for lim in limits)), args))
         if result["ok"] is None:
             return None, {}
+        if result["twin"]:
+            raise Duplicate(usage["request_id"])
         before = {k: int(v) for k, v in result["used"].items()}
         return (True, {k: v + 1 for k, v in before.items()}) if result["ok"] is True else (False, before)
 
@@ -232,6 +228,19 @@ class RawTx:
         return [{"id": r[0], "distributor_id": r[1]} for r in await cur.fetchall()]
 
 
+def admit_member(limits: list[Limit], usage: dict[str, Any], now: datetime, version: int | None) -> dict[str, Any]:
+    """One admission as the named arguments of `pa_admit`'s member and of `_admit_sql`."""
+    args: dict[str, Any] = {"now": _stamp(now), "ver": version, "n": len(limits)}
+    for i in range(MAX_COUNTERS):
+        lim = limits[i] if i < len(limits) else None
+        args[f"c{i}"] = lim and lim.counter_id
+        args[f"l{i}"] = lim and lim.limit
+    for c in USAGE_PARAMS:
+        value = usage[c]
+        args["u_" + c] = _stamp(value) if isinstance(value, datetime) else value
+    return args
+
+
 def _stamp(value: datetime) -> str:
     """A naive UTC time as MariaDB reads it (escaping a str is much cheaper than a datetime)."""
     return value.isoformat(" ")
@@ -244,29 +253,42 @@ _USAGE_INSERT = usage_insert(lambda name: f"%({name})s")
 @lru_cache(maxsize=64)
 def _admit_sql(limited: tuple[bool, ...]) -> str:
     """The admission's general case (new period, or a limit reached): lock the counters in id order
-    (the upsert makes missing rows) before anything else, as the batches do, insert the call,
-    check and read the counters while locked, and increment them and keep the call only if all
-    passed. Answers {"ok": true|false|null (stale context), "used": before}."""
+    (the upsert makes missing rows) before anything else, as the batches do, check and read them
+    while locked, and only if all passed insert the call and increment them; a refusal rolls the
+    whole transaction back (nothing of it leaves the node). A refused request whose request_id
+    is taken is a twin (the worker's cached context knows no call): it is answered, not refused.
+    Answers {"ok": true|false|null (stale context), "twin": .., "used": before}."""
     ids = ", ".join(f"%(c{i})s" for i in range(len(limited)))
     rows = ", ".join(f"(%(c{i})s, SUBSTRING_INDEX(%(c{i})s, '|', 1), SUBSTRING_INDEX(%(c{i})s, '|', -1), 0, %(now)s)"
                      for i in range(len(limited)))
     full = " ".join(f"WHEN id = %(c{i})s AND used >= %(l{i})s THEN 1" for i, lim in enumerate(limited) if lim)
     ok = f"SUM(CASE {full} ELSE 0 END) = 0" if full else "1"
     return f"""BEGIN NOT ATOMIC
-DECLARE ok BOOLEAN DEFAULT NULL; DECLARE counted LONGTEXT DEFAULT NULL;
+DECLARE ok BOOLEAN DEFAULT NULL; DECLARE twin BOOLEAN DEFAULT FALSE; DECLARE counted LONGTEXT DEFAULT NULL;
 IF {_VERSION_CURRENT} THEN
   INSERT INTO quota_counters (id, scope, period, used, updated_at) VALUES {rows} ON DUPLICATE KEY UPDATE used = used;
-  {_USAGE_INSERT};
   SELECT {ok}, JSON_OBJECTAGG(id, used) INTO ok, counted FROM quota_counters WHERE id IN ({ids});
   IF ok THEN
+    {_USAGE_INSERT};
     UPDATE quota_counters SET used = used + 1, updated_at = %(now)s WHERE id IN ({ids});
     COMMIT;
   ELSE
+    SET twin = EXISTS (SELECT 1 FROM pipeline_usage_log
+                       WHERE distributor_id = %(u_distributor_id)s AND request_id = %(u_request_id)s);
     ROLLBACK;
   END IF;
 END IF;
-SELECT JSON_OBJECT('ok', ok = 1, 'used', JSON_EXTRACT(counted, '$'));
+SELECT JSON_OBJECT('ok', ok = 1, 'twin', twin = 1, 'used', JSON_EXTRACT(counted, '$'));
 END"""
+
+
+async def _refuse_misconfigured_cluster(conn: Any) -> None:
+    """At startup: a Galera node the admissions cannot be exact on is never used (app.core.db)."""
+    async with conn.cursor() as cur:
+        await cur.execute(CLUSTER_VARIABLES)
+        refusal = cluster_refusal(dict(await cur.fetchall()))
+    if refusal:
+        raise ClusterMisconfigured(refusal)
 
 
 def _classify(exc: Exception) -> Exception:
@@ -348,6 +370,7 @@ class RawStore:
         procs = procedures(_CALL_JSON)
         try:
             async with pool.acquire() as conn:
+                await _refuse_misconfigured_cluster(conn)
                 await install(conn, (procs.admit, procs.finish))
         except BaseException:
             pool.close()

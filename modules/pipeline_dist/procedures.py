@@ -12,9 +12,16 @@ so they compare with the columns' own collation.
 Why batches: under load most of what a short write costs is per round trip and per commit (the
 CALL, its packets through Python, the COMMIT), not per row. A worker sends the admissions (and
 the finishes) that arrived while earlier ones were at the database as one CALL, one transaction
-(`app.core.batching`). Each member is decided on its own, behind its own savepoint: a member that
-cannot be decided here (a new period, a full limit) is rolled back to it and decided again
-alone by the general case; the others stand. A lone request is a batch of one.
+(`app.core.batching`). Each member is decided on its own before anything of it is written: its
+counters are locked and read, and only a member whose counters all exist and all have room is
+inserted and counted; one that cannot be decided here (a new period, a full limit) writes
+nothing and is decided again alone by the general case; the others stand. A lone request is a
+batch of one.
+
+Why decide first: nothing is ever undone inside a transaction that commits. A Galera node
+without a binary log replicates a row rolled back to a savepoint as if it had been committed
+(the other nodes then hold phantom calls and counts), so a savepoint is no way to take back a
+write here. A twin's INSERT that fails on the unique request_id index wrote nothing.
 """
 from __future__ import annotations
 
@@ -89,15 +96,17 @@ END;"""
 
 def _admit_body() -> tuple[list[str], str]:
     ids = ", ".join(f"m_c{i}" for i in range(MAX_COUNTERS))
-    room = " ".join(f"WHEN m_c{i} THEN IFNULL(m_l{i}, used + 1)" for i in range(MAX_COUNTERS))
+    limit = " ".join(f"WHEN m_c{i} THEN m_l{i}" for i in range(MAX_COUNTERS))
     # The contexts' version is read once: the batch's members are decided as of its start.
-    # Per member: -1 = its context is stale (nothing written), -2 = its request_id is taken (a twin),
-    # n = admitted (every counter had room), anything else = rolled back to its savepoint, for the
-    # general case to decide. Counter ids beyond m_n are NULL: `id IN (.., NULL)` never matches.
-    # One UPDATE adds 1 to every counter with room (all locked already, see _LOCK_ALL).
+    # Per member: -1 = its context is stale, -2 = its request_id is taken (a twin), n = admitted
+    # (every counter exists and had room), anything else (the counters that exist, less the full
+    # ones) = undecided, for the general case. Only an admitted member writes. Counter ids beyond
+    # m_n are NULL: `id IN (.., NULL)` never matches; a NULL limit (a gauge) is never full. The
+    # SELECT locks the member's counters (already locked by _LOCK_ALL when the batch has several
+    # sets) and answers their values after the increment that follows it.
     declare, fetch = _members(ADMIT_MEMBER)
     body = f"""BEGIN
-DECLARE n INT; DECLARE counted TEXT; DECLARE current_version BIGINT;
+DECLARE n INT; DECLARE found INT; DECLARE shut INT; DECLARE counted TEXT; DECLARE current_version BIGINT;
 {declare}
 SET lock_ids = p_locks, current_version = (SELECT version FROM table_versions WHERE name = 'dist_context');
 {_LOCK_ALL}
@@ -107,21 +116,18 @@ next_member: LOOP
   IF done THEN LEAVE next_member; END IF;
   SET n = -1, counted = '';
   IF m_ver <=> current_version THEN
-    SAVEPOINT member;
-    BEGIN
-      DECLARE EXIT HANDLER FOR 1062 SET n = -2;
-      {usage_insert(lambda name: "m_" + name)};
-      UPDATE quota_counters SET updated_at = m_now, used = used + 1
-        WHERE id IN ({ids}) AND used < CASE id {room} ELSE used + 1 END;
-      SET n = ROW_COUNT();
-    END;
+    SELECT COUNT(*), IFNULL(SUM(used >= CASE id {limit} END), 0), GROUP_CONCAT(id, '=', used + 1)
+      INTO found, shut, counted FROM quota_counters WHERE id IN ({ids}) FOR UPDATE;
+    SET n = found - shut;
     IF n = m_n THEN
-      SELECT GROUP_CONCAT(id, '=', used) INTO counted FROM quota_counters WHERE id IN ({ids});
-    ELSE
-      ROLLBACK TO SAVEPOINT member;
+      BEGIN
+        DECLARE EXIT HANDLER FOR 1062 SET n = -2;
+        {usage_insert(lambda name: "m_" + name)};
+        UPDATE quota_counters SET updated_at = m_now, used = used + 1 WHERE id IN ({ids});
+      END;
     END IF;
   END IF;
-  SET answers = CONCAT(answers, n, ' ', counted, '\n');
+  SET answers = CONCAT(answers, n, ' ', IF(n = m_n, counted, ''), '\n');
 END LOOP;
 COMMIT;
 SELECT answers;

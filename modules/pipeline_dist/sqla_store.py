@@ -78,11 +78,11 @@ class SqlaTx:
         before = await self.counters(ids)
         if hit_limit(limits, before) is not None:
             return False, before
-        await self.conn.execute(update(q).where(q.c.id.in_(ids)).values(used=q.c.used + 1, updated_at=now))
         try:
             await self.conn.execute(insert(self.t["pipeline_usage_log"]).values(**usage))
         except IntegrityError as exc:
             raise Duplicate(str(exc)) from exc
+        await self.conn.execute(update(q).where(q.c.id.in_(ids)).values(used=q.c.used + 1, updated_at=now))
         return True, {k: v + 1 for k, v in before.items()}
 
     async def counters(self, ids: list[str]) -> dict[str, int]:
