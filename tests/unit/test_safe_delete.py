@@ -45,7 +45,7 @@ async def test_pipeline_with_usage_is_kept_and_archived_instead(dist_admin):
     assert confirm.status_code == 200 and dependents_on(confirm.text)["使用记录"] == ("kept", 1)
     again = await admin.form(f"{base}/bulk", {"op": "delete", "confirm": "1", "ids": [w.pipeline_id]})
     assert again.status_code == 409
-    assert f'name="op" value="set:status:archived"' in again.text
+    assert 'name="op" value="set:status:archived"' in again.text
 
     # still there, still billed, still named in the usage log
     assert (await admin.api("GET", f"/api/pipeline_core/pipelines/{w.pipeline_id}")).status_code == 200

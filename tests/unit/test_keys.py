@@ -18,7 +18,7 @@ from app.core.clock import utcnow
 from modules.pipeline_dist.key_format import KEY_LEN, generate_key, key_hash, well_formed
 from modules.pipeline_dist.keys import verify_key
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 API = "/api/pipeline_dist/distributors"
 PAGE = "/pipeline_dist/distributors"
 
