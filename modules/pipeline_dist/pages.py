@@ -17,7 +17,7 @@ from app.core.context import ctx_of
 from app.crud.rows import CrudError
 from app.web.render import render
 from app.web.views.common import actor_of, can
-from modules.pipeline_dist.statements import COUNTED, MICRO, Statement, close_month, parse_month, previous_month
+from modules.pipeline_dist.statements import COUNTED, Statement, close_month, parse_month, previous_month
 from modules.pipeline_dist.statements import statement as statement_of
 from modules.pipeline_ops.sheets import sheet, wanted_format
 
@@ -45,14 +45,14 @@ async def _overview(ctx: Any, first: date) -> list[dict[str, Any]]:
     async with ctx.db.connect() as conn:
         rows = (await conn.execute(
             select(u.c.distributor_id, u.c.currency, func.count(), func.sum(u.c.units),
-                   func.sum(func.round(u.c.amount * 1_000_000)))
+                   func.sum(u.c.amount))
             .where(u.c.distributor_id.is_not(None), u.c.started_at >= start, u.c.started_at < end,
                    u.c.status.in_(COUNTED))
             .group_by(u.c.distributor_id, u.c.currency))).all()
         closed = {r.distributor_id: r for r in await conn.execute(
             select(s.c.distributor_id, s.c.closed_at, s.c.totals).where(s.c.month == f"{first:%Y-%m}"))}
     return [{"distributor_id": r[0], "currency": r[1], "calls": int(r[2]), "units": int(r[3] or 0),
-             "amount": Decimal(int(Decimal(str(r[4] or 0)))) / MICRO, "closed": closed.get(r[0])} for r in rows]
+             "amount": Decimal(str(r[4] or 0)), "closed": closed.get(r[0])} for r in rows]
 
 
 def _rows(st: Statement) -> list[list[Any]]:

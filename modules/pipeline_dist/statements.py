@@ -35,7 +35,6 @@ from app.crud.rows import Actor, CrudError
 from app.crud.store import audit
 
 COUNTED = ("running", "succeeded", "failed", "expired")
-MICRO = Decimal(1_000_000)
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
@@ -98,14 +97,14 @@ async def recount(conn: Any, catalog: Any, distributor_id: str, first: date, tz_
     start, end = month_bounds(tz_name, first)
     u, p = catalog.tables["pipeline_usage_log"].table, catalog.tables["pipelines"].table
     stmt = (select(u.c.pipeline_id, p.c.code, p.c.name, u.c.currency, u.c.price_mode, func.count(),
-                   func.sum(u.c.units), func.sum(func.round(u.c.amount * 1_000_000)))
+                   func.sum(u.c.units), func.sum(u.c.amount))
             .join(p, p.c.id == u.c.pipeline_id)
             .where(u.c.distributor_id == distributor_id, u.c.started_at >= start, u.c.started_at < end,
                    u.c.status.in_(COUNTED))
             .group_by(u.c.pipeline_id, p.c.code, p.c.name, u.c.currency, u.c.price_mode)
             .order_by(p.c.code, u.c.currency, u.c.price_mode))
     return [Line(r[0], r[1], r[2], r[3], r[4], int(r[5]), int(r[6] or 0),
-                 Decimal(int(Decimal(str(r[7] or 0)))) / MICRO)
+                 Decimal(str(r[7] or 0)))
             for r in (await conn.execute(stmt)).all()]
 
 

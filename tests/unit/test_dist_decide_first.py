@@ -41,7 +41,8 @@ async def test_a_batch_with_refusals_and_twins_rolls_nothing_back(dist_admin):
     def member(request_id: str, version: int | None = ctx["version"]) -> dict:
         usage = {"id": new_id(), "pipeline_id": w.pipeline_id, "version_no": ctx["published_version"],
                  "distributor_id": w.distributor_id, "request_id": request_id, "units": 1, "unit_price": "0.02",
-                 "amount": "0.02", "currency": "CNY", "lease_expires_at": now, "client_ip": None}
+                 "amount": "0.02", "currency": "CNY", "price_mode": "unit", "lease_expires_at": now,
+                 "client_ip": None}
         return admit_member(limits, usage, now, version)
 
     batch = [member("a"), member("a"), member("first"), member("b"), member("c"), member("d", ctx["version"] - 1)]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 
-from test_dist_api import API, admit, bearer, created, dist_admin, finish, make_world  # noqa: F401 - fixture
+from dist_world import admit, bearer, created, dist_admin_fixture, finish, make_world  # noqa: F401 - fixture
+from test_dist_api import API
 
 TR = re.compile(r"<tr class=\"(cascade|kept)\">\s*<th scope=\"row\">([^<]+)</th>\s*<td class=\"t-int\">(\d+)</td>")
 
