@@ -49,6 +49,7 @@ from modules.pipeline_dist.limits import (
     DistError,
     Duplicate,
     Limit,
+    checked_amount,
     checked_offer,
     hit_limit,
     limits_for,
@@ -153,7 +154,8 @@ async def _admit_once(store: Store, settings: Settings, distributor_id: str, cod
                 raise refused(*refusal, ctx)
             usage = {"id": new_id(), "pipeline_id": ctx["pipeline_id"], "version_no": ctx["published_version"],
                      "distributor_id": distributor_id, "request_id": request_id, "units": units,
-                     "unit_price": price.unit_price, "amount": price.amount(units), "currency": price.currency,
+                     "unit_price": price.unit_price, "amount": checked_amount(price.amount(units)),
+                     "currency": price.currency,
                      "price_mode": price.mode, "status": "running", "started_at": now,
                      "lease_expires_at": now + timedelta(minutes=settings.call_lease_minutes),
                      "client_ip": client_ip, "created_at": now, "updated_at": now}
@@ -211,7 +213,7 @@ async def finish(store: Store, *, distributor_id: str, call_id: str, status: str
                 if units == call["units"]:
                     settled_units = None
                 else:
-                    amount = _reprice(call).amount(units)
+                    amount = checked_amount(_reprice(call).amount(units))
             _, row = await tx.settle(call_id, distributor_id, status, settled_units, amount, None, now)
         if row is None:
             raise DistError(404, "call not found")

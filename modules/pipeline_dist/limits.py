@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client import Counter
@@ -193,3 +194,16 @@ def quota_refusal(limit: Limit, used: int) -> DistError:
     what = "concurrent calls" if limit.reset is None else "quota"
     return DistError(429, f"{limit.name} {what} exhausted ({limit.limit})", code="rate_limited", limit=limit,
                      used=used)
+
+
+# pipeline_usage_log.amount is DECIMAL(18, 6): 12 digits before the point
+MAX_AMOUNT = Decimal(10) ** 12 - Decimal("0.000001")
+
+
+def checked_amount(amount: Decimal | None) -> Decimal | None:
+    """An amount the usage row can hold, or a 422 naming the limit before anything is written
+    (a finish refused so leaves its call running and finishable with other units)."""
+    if amount is not None and abs(amount) > MAX_AMOUNT:
+        raise DistError(422, f"units × price is {amount}, more than the largest amount a call can bill "
+                             f"({MAX_AMOUNT}); send fewer units", code="invalid")
+    return amount

@@ -56,3 +56,16 @@ async def test_language_switch_returns_only_to_local_paths(admin):
         r = await admin.client.get("/lang/en", headers={"referer": referer}, follow_redirects=False)
         assert r.status_code in (302, 303, 307), referer
         assert r.headers["location"] == back, (referer, r.headers["location"])
+
+
+async def test_units_times_price_past_the_amount_column_is_a_422_and_the_call_stays_finishable(admin):
+    from dist_world import admit, bearer, finish, make_world
+
+    w = await make_world(admin)  # price 0.02 a unit: 10^15 units bill 2·10^13, past DECIMAL(18,6)
+    r = await w.client.post(f"/api/dist/v1/pipelines/{w.code}/calls", json={"request_id": "huge", "units": 10**15},
+                            headers=bearer(w.key))
+    assert r.status_code == 422, r.text
+    call = (await admit(w, "small")).json()
+    assert (await finish(w, call["call_id"], units=10**15)).status_code == 422
+    done = await finish(w, call["call_id"], units=2)
+    assert done.status_code == 200 and done.json()["status"] == "succeeded"
