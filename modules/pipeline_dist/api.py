@@ -50,6 +50,7 @@ DIST_ERROR_TEXT = {
     400: "Bad JSON, wrong types or unknown fields (field messages in `fields`).",
     401: "Missing, malformed, unknown, revoked or expired key, or the account is not active.",
     404: "Not found, or not offered to you.", 409: "request_id already used for another pipeline.",
+    422: "units × price is more than a call's amount can hold: send fewer units.",
     429: "A quota or concurrency limit is reached: see `limit`, Retry-After and RateLimit-* headers."}
 
 
@@ -110,7 +111,7 @@ class JSONBytes:
                   "(200, header Idempotent-Replayed: true), never a second charge.",
       responses={201: ResponseSpec(CallOut, description="Admitted: a running call with its price and quotas."),
                  200: ResponseSpec(CallOut, description="A repeat of an admitted request_id: the first answer."),
-                 **_errors(400, 401, 404, 409, 429)})
+                 **_errors(400, 401, 404, 409, 422, 429)})
 async def admit_call(request: Request, code: FromPath[str], data: JSONBody[AdmitIn]) -> JSONBytes:
     state, distributor_id = state_of(request), distributor_of(request)
     try:
@@ -134,7 +135,7 @@ async def admit_call(request: Request, code: FromPath[str], data: JSONBody[Admit
 @post("/calls/{call_id:str}/finish", status_code=200, operation_id="dist_finish_call", summary="Finish a call",
       description="Settles the amount (units may change here) and frees the concurrency slot, exactly once. "
                   "Finishing again, or after the lease expired the call, returns the settled call.",
-      responses={200: ResponseSpec(CallOut, description="The settled call."), **_errors(400, 401, 404)})
+      responses={200: ResponseSpec(CallOut, description="The settled call."), **_errors(400, 401, 404, 422)})
 async def finish_call(request: Request, call_id: FromPath[str], data: JSONBody[FinishIn]) -> JSONBytes:
     call = await finish(state_of(request).store, distributor_id=distributor_of(request), call_id=call_id,
                             status=data.status, units=data.units)
