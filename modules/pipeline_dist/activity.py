@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, column, table, update
 
+from app.core.background import Background
 from app.core.clock import utcnow
 from app.core.dialects import upsert
 from modules.pipeline_dist.limits import periods
@@ -55,14 +56,15 @@ class Refusals:
     last_at: datetime
 
 
-class Activity:
+class Activity(Background):
     """Per worker: key uses and refusal counts, written in the background (`start`, `flush`, `stop`)."""
+
+    name = "dist-activity"
 
     def __init__(self, ctx: Any, interval: float = 5.0):
         self.ctx, self.interval = ctx, interval
         self.uses: dict[tuple[str, str], tuple[datetime, str | None]] = {}
         self.refusals: dict[tuple[str, str | None, str, str], Refusals] = {}
-        self.task: asyncio.Task | None = None
         self.lock = asyncio.Lock()
 
     def key_used(self, distributor_id: str, slot: str, ip: str | None) -> None:
@@ -116,17 +118,9 @@ class Activity:
             now = self.refusals.get(key)
             self.refusals[key] = r if now is None else Refusals(r.count + now.count, r.first_at, now.last_at)
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name="dist-activity")
-
     async def stop(self) -> None:
         """Stop the timer and write what is left (shutdown)."""
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
+        await super().stop()
         try:
             await self.flush()
         except Exception:  # noqa: BLE001 - shutting down: say so, do not hang the shutdown

@@ -40,6 +40,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from app.core.background import Background
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.ids import new_id
@@ -253,24 +254,14 @@ async def sweep(store: Store, batch: int = 200) -> int:
     return done
 
 
-class Sweeper:
+class Sweeper(Background):
     """One per worker: expires calls never finished, every few seconds, until cancelled."""
+
+    name = "dist-lease-sweeper"
 
     def __init__(self, store: Store, settings: Settings):
         self.store, self.settings = store, settings
         self.interval = max(0.5, min(5.0, settings.call_lease_minutes * 60 / 4))
-        self.task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name="dist-lease-sweeper")
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         while True:
