@@ -44,3 +44,37 @@ def test_check_is_quiet_when_metrics_is_not_public(db_url, tmp_path):
     r = cli(["rbac", "check"], db_url, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "public grants of /metrics: []" in r.stdout and "warning:" not in r.stdout
+
+
+def test_check_reports_formats_roles_and_rows_it_does_not_understand(db_url, tmp_path):
+    from sqlalchemy import insert
+
+    from app.auth.passwords import ecosystem_encode
+
+    asyncio.run(install(db_url, {"any": ["/login"]}))
+
+    async def odd_rows() -> None:
+        engine = make_engine(db_url)
+        try:
+            async with engine.begin() as conn:
+                users, role = rbac.table("users"), rbac.table("role")
+                ur, p = rbac.table("userrole"), rbac.table("permission")
+                for uid, stored in (("u1", ecosystem_encode("pw-1-long", "ytguiojbhvhbnkl")), ("u2", "plain?")):
+                    await conn.execute(insert(users).values(id=uid, username=uid, password=stored, user_status="0"))
+                await conn.execute(insert(role).values(id="r-blank", orgtypeid="biz", name=""))
+                await conn.execute(insert(ur).values(id="ur-x", userid="u1", roleid="no-such-role"))
+                await conn.execute(insert(p).values(id="p-x", name="x", path=""))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(odd_rows())
+    r = cli(["rbac", "check"], db_url, tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr  # a password in no known format
+    lines = dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
+    assert lines["scheme"] == "argon2"
+    assert lines["users by password format"] == "{'ecosystem': 1, 'unknown': 1}"
+    assert lines["built-in roles found"] == "['any']"
+    assert lines["built-in roles missing"] == "['anonymous', 'logined']"
+    assert lines["rows not understood"] == ("{'roles without a name': 1, 'user roles naming no role': 1, "
+                                            "'permissions without a path': 1}")
+    assert "note: users in the ecosystem's format cannot log in under the argon2 scheme" in r.stdout

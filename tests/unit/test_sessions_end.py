@@ -1,6 +1,7 @@
 """Issue 13, point 4, on SQLite and MariaDB: a new password (from the CLI or the admin page) and a
 disabled account end the user's sessions on every worker, not only the one that made the change
-(each worker here is an app of its own on the same databases); the CSRF token a browser held before a login or a logout is worth nothing after it."""
+(each worker here is an app of its own on the same databases); the CSRF token a browser held
+before a login or a logout is worth nothing after it."""
 from __future__ import annotations
 
 import asyncio
