@@ -105,3 +105,19 @@ async def test_the_ecosystem_scheme_accepts_an_argon2_hash_and_leaves_it_alone(d
     assert await count(rbac_url, select(u.c.password).where(u.c.id == "u-bob")) == before
     assert before.startswith("$argon2")
     rbac.invalidate()
+
+
+def test_adduser_files_users_under_the_org_given_or_the_default_one_created_when_missing(db_url, tmp_path):
+    import asyncio
+
+    from test_rbac_register import cli
+
+    for args in (["amy"], ["ben", "--org", "acme-east"]):
+        r = cli(["rbac", "adduser", *args, "--password-stdin", "--role", "ops.viewer"], db_url, tmp_path,
+                stdin="Passw0rd-long\n")
+        assert r.returncode == 0, r.stdout + r.stderr
+    u, o = rbac.table("users"), rbac.table("organization")
+    users = dict((asyncio.run(query(db_url, select(u.c.username, u.c.orgid)))).all())
+    orgs = dict((asyncio.run(query(db_url, select(o.c.id, o.c.orgname)))).all())
+    assert users == {"amy": "pipeline-app", "ben": "acme-east"}
+    assert orgs == {"pipeline-app": "Pipeline-App", "acme-east": "acme-east"}
