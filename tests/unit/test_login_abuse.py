@@ -36,7 +36,7 @@ async def test_names_the_database_folds_together_charge_the_one_user(live_app, h
     finally:
         await engine.dispose()
     if db_url.startswith("mysql"):
-        assert {"ADMIN", "ádmin", "ＡＤＭＩＮ"} <= set(resolved), resolved
+        assert resolved == LOOKALIKES  # every one of them is admin there
     for n, name in enumerate(LOOKALIKES):
         async with client_from(app, f"10.3.0.{n + 1}") as client:
             r = await Operator(client).login(name, "wrong-Pass-1")
