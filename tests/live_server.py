@@ -51,15 +51,15 @@ def prepare(env: dict[str, str], users: dict[str, tuple[str, str]]) -> None:
 class LiveServer:
     """`pipeline-app serve` on a free port; stops with SIGTERM (graceful) at exit."""
 
-    def __init__(self, env: dict[str, str], workers: int = 1):
-        self.env, self.workers, self.port = env, workers, free_port()
+    def __init__(self, env: dict[str, str], workers: int = 1, args: tuple[str, ...] = ()):
+        self.env, self.workers, self.port, self.args = env, workers, free_port(), args
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> LiveServer:
         log = open(Path(self.env["PIPELINE_DATA"]) / f"server-{self.port}.log", "w")
         self.proc = subprocess.Popen([str(BIN / "pipeline-app"), "serve", "--port", str(self.port),
-                                      "--workers", str(self.workers)], env=self.env, stdout=log, stderr=log)
+                                      "--workers", str(self.workers), *self.args], env=self.env, stdout=log, stderr=log)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -12,10 +12,14 @@ from typing import Any
 from sqlalchemy import select
 
 from app.auth import rbac
+from app.auth.grants import covers
 from app.auth.passwords import PasswordScheme, password_format
 from app.auth.sessions import end_user_sessions
 from app.core.config import Settings, load_settings
 from app.core.db import make_engine
+
+PUBLIC_ROLES = ("any", "anonymous")  # what everybody holds, logged in or not
+METRICS = "/metrics"
 
 
 async def _register(settings: Settings, dry_run: bool) -> tuple[list[str], int]:
@@ -108,6 +112,7 @@ async def check_report(settings: Settings) -> dict[str, Any]:
             role_ids = {row.id for row in roles}
             dangling = (await conn.execute(select(ur.c.id).where(ur.c.roleid.not_in(role_ids or {""})))).all()
             pathless = (await conn.execute(select(p.c.id).where((p.c.path.is_(None)) | (p.c.path == "")))).all()
+            public = {key: await rbac.paths_of_roles(conn, frozenset({key})) for key in PUBLIC_ROLES}
     finally:
         await engine.dispose()
     return {
@@ -120,6 +125,8 @@ async def check_report(settings: Settings) -> dict[str, Any]:
             "user roles naming no role": len(dangling),
             "permissions without a path": len(pathless),
         },
+        "public grants of /metrics": sorted(f"{key}: {grant}" for key, grants in public.items()
+                                            for grant in grants if covers(grant, METRICS)),
     }
 
 
@@ -131,6 +138,9 @@ def _rbac_check(args: argparse.Namespace) -> int:
     if report["scheme"] == "argon2" and report["users by password format"].get("ecosystem"):
         print("note: users in the ecosystem's format cannot log in under the argon2 scheme; "
               "set rbac_password_scheme: ecosystem for a database shared with the platform")
+    for grant in report["public grants of /metrics"]:  # left by an older `rbac register`; not revoked here
+        print(f"warning: /metrics is public ({grant}); revoke it on /rbac/grants and let Prometheus "
+              "scrape with the PIPELINE_METRICS_TOKEN bearer token (docs/rbac-admin.md)")
     return 1 if unreadable else 0
 
 

@@ -95,7 +95,7 @@ async def test_the_grid_shows_wildcard_grants_apart_from_direct_ones(world):
     assert cell(html, "pipeline.*", "/system/audit_log") == "on"
     # grouped: module · kind headers, in that order
     html = (await op.client.get("/rbac/grants", params={"module": "pipeline_core"})).text
-    heads = re.findall(r'<tr class="group"><th scope="colgroup" colspan="\d+">(\w+) · (\S+)', html)
+    heads = re.findall(r'<tr class="group"><th scope="colgroup" colspan="\d+"><span class="title">(\w+) · (\S+)', html)
     assert heads[:4] == [("pipeline_core", "页面"), ("pipeline_core", "操作"), ("pipeline_core", "JSON"),
                          ("pipeline_core", "通配授权")]
 
