@@ -30,7 +30,7 @@ async def test_unknown_page_is_a_404_page_in_the_layout_and_language(world):
     before = _count("GET", "unmatched", "404")
     r = await world.client.get("/pipeline_core/no-such-table", headers={**BROWSER, "x-request-id": "nf-1"})
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
-    assert "页面不存在" in r.text and "/pipeline_core/no-such-table" in r.text
+    assert "页面不存在" in r.text and "/<wbr>pipeline_core/<wbr>no-such-table" in r.text
     assert 'class="top"' in r.text and "admin" in r.text  # the header, with the user and their menu
     assert "/pipeline_core/pipelines" in r.text
     assert r.headers["x-request-id"] == "nf-1" and "content-security-policy" in r.headers
@@ -62,7 +62,8 @@ async def test_api_clients_get_the_json_shape(world):
 async def test_wrong_method_is_a_405_page(world):
     await world.as_user("admin", ADMIN_PW)
     r = await world.client.get("/pipeline_core/pipelines/bulk", headers={**BROWSER, "x-request-id": "m-405"})
-    assert r.status_code == 405 and "不支持此操作" in r.text and "GET /pipeline_core/pipelines/bulk" in r.text
+    assert r.status_code == 405 and "不支持此操作" in r.text
+    assert "GET /<wbr>pipeline_core/<wbr>pipelines/<wbr>bulk" in r.text
     assert 'class="top"' in r.text and "content-security-policy" in r.headers
     assert _access(world, "m-405")["status"] == 405
     r = await world.client.delete("/login", headers={"accept": "application/json"})

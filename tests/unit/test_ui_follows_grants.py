@@ -9,6 +9,7 @@ from rbac_world import ADMIN_PW, world, world_settings  # noqa: F401 - fixtures
 
 from app.auth.grants import app_path_methods
 from app.cli.demo import fill_demo
+from app.core.context import AppContext
 from app.web.rbac_admin.presets import preset_paths
 
 PW = {"vic": "viewer-Passw0rd-1", "otto": "operat0r-Passw0rd-1"}
@@ -17,7 +18,12 @@ PW = {"vic": "viewer-Passw0rd-1", "otto": "operat0r-Passw0rd-1"}
 async def _setup(world) -> list:
     """Demo rows, a viewer `vic` and an operator `otto`; the tables with a list page."""
     ctx = world.app.state.ctx
-    await fill_demo(ctx, days=3)
+    own = AppContext(ctx.settings, ctx.catalog)  # the app's pools live on its client's event loop
+    await own.start()
+    try:
+        await fill_demo(own, days=3)
+    finally:
+        await own.stop()
     served = app_path_methods(world.app)
     modules = [m["name"] for m in ctx.catalog.modules]
     for user, role, preset in (("vic", "ops.viewer", "viewer"), ("otto", "ops.operator", "operator")):
