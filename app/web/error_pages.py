@@ -48,13 +48,20 @@ class ErrorPage(Response):
         page = self
 
         async def send_page(scope: Any, receive: Any, send: Any) -> None:
+            from app.web.errors import error_response
             from app.web.render import render
 
             await page.fill(request)
-            response = render(request, page.template, status_code=page.status_code, status=page.status_code,
-                              **page.context)
-            response.headers.update(page.headers)
-            await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+            try:
+                response = render(request, page.template, status_code=page.status_code, status=page.status_code,
+                                  **page.context)
+                response.headers.update(page.headers)
+                asgi = response.to_asgi_response(app=None, request=request)
+            except Exception:  # noqa: BLE001 - a page that cannot render still answers, in the JSON shape
+                log.exception("the %s page did not render", page.status_code)
+                asgi = error_response(page.status_code, page.context.get("message") or "error",
+                                      headers=dict(page.headers)).to_asgi_response(app=None, request=request)
+            await asgi(scope, receive, send)
 
         return send_page
 
