@@ -119,6 +119,17 @@ def _text(request: Request, zh: str, en: str) -> str:
     return en if lang_of(request) == "en" else zh
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _local_referer(request: Request) -> str:
+    """The page a form was sent from, when it is one of ours; else the home page."""
+    referer = urlsplit(request.headers.get("referer") or "/")
+    if referer.netloc and referer.netloc != request.url.netloc:
+        return "/"
+    return safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+
+
 def refusal(request: Request, *, anonymous: bool, detail: str | None = None, missing: str | None = None) -> Response:
     """Anonymous: a browser GET goes to the login page (and comes back after), anything else
     gets 401. Logged in: 403, the denied page for a browser (naming the `missing` permission
@@ -132,6 +143,9 @@ def refusal(request: Request, *, anonymous: bool, detail: str | None = None, mis
             if request.scope.get("query_string"):
                 target += "?" + request.scope["query_string"].decode("latin-1")
             return Redirect(path="/login?next=" + quote(target, safe="/"), status_code=303)
+        if wants_html(request) and request.headers.get("content-type", "").startswith(FORM_TYPES):
+            # a form sent after the session ended: log in again and come back to the page it was on
+            return Redirect(path="/login?next=" + quote(_local_referer(request), safe="/"), status_code=303)
         return error_response(401, detail or "login required", code="unauthorized")
     if wants_html(request):
         return denied_page(request, missing=missing, detail=detail or "", csrf_failed="CSRF" in (detail or ""))

@@ -112,3 +112,14 @@ async def test_403_page_shows_the_configured_contact(world):
     r = await world.client.get("/pipeline_ops/pipeline_pricing", headers=BROWSER)
     assert r.status_code == 403 and "Access denied" in r.text and "IT 服务台 it@example.com" in r.text
     assert "/pipeline_ops/pipeline_pricing" in r.text and "无权访问" not in r.text
+
+
+async def test_a_form_sent_after_the_session_ended_goes_to_the_login_page(world):
+    r = await world.client.post("/pipeline_core/pipelines/abc/publish", data={"note": "x"}, follow_redirects=False,
+                                headers={**BROWSER, "referer": "http://testserver.local/pipeline_core/pipelines/abc"})
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/pipeline_core/pipelines/abc"
+    r = await world.client.post("/pipeline_core/pipelines/abc/publish", data={"note": "x"}, follow_redirects=False,
+                                headers={**BROWSER, "referer": "https://evil.example/x"})
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/"
+    r = await world.client.post("/pipeline_core/pipelines/abc/publish", json={})  # a script: the status
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
