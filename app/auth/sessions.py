@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.catalog import current_catalog
 
+SESSION_COOKIE = "pa_session"  # the browser cookie that carries a session's token
+
 
 def sessions_table() -> Table:
     return current_catalog().tables["sessions"].table

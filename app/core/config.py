@@ -24,6 +24,7 @@ ENV = {
     "rbac_password_scheme": "SAGE_RBAC_PASSWORD_SCHEME",
     "rbac_password_key": "SAGE_RBAC_PASSWORD_KEY",
     "metrics_token": "PIPELINE_METRICS_TOKEN",
+    "access_contact": "PIPELINE_ACCESS_CONTACT",
 }
 
 
@@ -48,6 +49,7 @@ class Settings:
     rbac_default_orgid: str = "pipeline-app"      # users.orgid of users created here unless told
     rbac_default_orgname: str = "Pipeline-App"    # the organisation made for it when missing
     metrics_token: str | None = None  # a scraper's bearer token for /metrics; None = grants only
+    access_contact: str | None = None  # whom the 403 page names besides the users who may grant
     root: Path = ROOT
 
     @property
@@ -96,6 +98,7 @@ def load_settings(config: Path | None = None) -> Settings:
         rbac_default_orgid=str(raw.get("rbac_default_orgid") or "pipeline-app"),
         rbac_default_orgname=str(raw.get("rbac_default_orgname") or "Pipeline-App"),
         metrics_token=str(raw.get("metrics_token") or "") or None,
+        access_contact=str(raw.get("access_contact") or "") or None,
     )
 
 

@@ -19,23 +19,23 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from litestar import Request, get, post
-from litestar.enums import MediaType, ScopeType
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import ASGIMiddleware
 from litestar.middleware.csrf import generate_csrf_token
 from litestar.response import Redirect, Response
 from litestar.types import ASGIApp, Receive, Scope, Send
 from litestar.utils.path import normalize_path
-from litestar.utils.scope.state import ScopeState
 
 from app.auth import rbac
-from app.auth.grants import handler_permission
+from app.auth.grants import handler_permission, permission_path
 from app.auth.passwords import PasswordScheme
-from app.auth.sessions import create_session, end_session
+from app.auth.sessions import SESSION_COOKIE, create_session, end_session
 from app.auth.throttle import charge_attempt, clear_keys, login_keys
 from app.core.clock import utcnow
 from app.core.context import ctx_of
 from app.auth.principal import PRINCIPAL_KEY, principal_of, resolve_principal
+from app.web.error_pages import denied_page, wants_html
 from app.web.errors import error_response
 from app.web.health import METRICS_PATH, scraper_token
 from app.web.render import render
@@ -43,7 +43,6 @@ from app.web.ui import lang_of
 
 log = logging.getLogger("pipeline.auth")
 
-SESSION_COOKIE = "pa_session"
 PROBES = frozenset({"/healthz", "/readyz"})
 
 
@@ -61,6 +60,12 @@ def _permission(scope: Scope) -> tuple[str, str | None]:
     """(permission path, its template) a request needs: the one its handler names, else its own."""
     named = handler_permission(scope.get("route_handler"))
     return (named, named) if named else (_request_path(scope), scope.get("path_template"))
+
+
+def _missing(scope: Scope) -> str:
+    """The permission path a refused request lacked, as an admin grants it (`/t/{id}/edit`)."""
+    path, template = _permission(scope)
+    return permission_path(template) if template else path
 
 
 class AuthMiddleware(ASGIMiddleware):
@@ -101,7 +106,7 @@ class AuthMiddleware(ASGIMiddleware):
         elif scope["type"] != ScopeType.HTTP:
             raise NotAuthorizedException() if principal.is_anonymous else PermissionDeniedException()
         else:
-            response = refusal(request, anonymous=principal.is_anonymous)
+            response = refusal(request, anonymous=principal.is_anonymous, missing=_missing(scope))
             await response.to_asgi_response(app, request)(scope, receive, send)
 
 
@@ -110,21 +115,25 @@ auth_middleware = AuthMiddleware()
 
 # ---------------------------------------------------------------- refusals
 
-def wants_html(request: Request) -> bool:
-    """A browser page: not under /api/, not asking for JSON, and not a handler that answers JSON
-    (such as /me)."""
-    handler = request.scope.get("route_handler")
-    return (not request.scope["path"].startswith("/api/") and "json" not in request.headers.get("accept", "")
-            and getattr(handler, "media_type", None) != MediaType.JSON)
-
-
 def _text(request: Request, zh: str, en: str) -> str:
     return en if lang_of(request) == "en" else zh
 
 
-def refusal(request: Request, *, anonymous: bool, detail: str | None = None) -> Response:
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _local_referer(request: Request) -> str:
+    """The page a form was sent from, when it is one of ours; else the home page."""
+    referer = urlsplit(request.headers.get("referer") or "/")
+    if referer.netloc and referer.netloc != request.url.netloc:
+        return "/"
+    return safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
+
+
+def refusal(request: Request, *, anonymous: bool, detail: str | None = None, missing: str | None = None) -> Response:
     """Anonymous: a browser GET goes to the login page (and comes back after), anything else
-    gets 401. Logged in: 403, the denied page for a browser, JSON otherwise."""
+    gets 401. Logged in: 403, the denied page for a browser (naming the `missing` permission
+    path and whom to ask), JSON otherwise."""
     if anonymous:
         if request.scope["path"] == "/login":  # never a redirect loop when nobody may log in
             return error_response(401, "nobody may open the login page: run `pipeline-app rbac register`",
@@ -134,15 +143,14 @@ def refusal(request: Request, *, anonymous: bool, detail: str | None = None) -> 
             if request.scope.get("query_string"):
                 target += "?" + request.scope["query_string"].decode("latin-1")
             return Redirect(path="/login?next=" + quote(target, safe="/"), status_code=303)
+        if wants_html(request) and request.headers.get("content-type", "").startswith(FORM_TYPES):
+            # a form sent after the session ended: log in again and come back to the page it was on
+            return Redirect(path="/login?next=" + quote(_local_referer(request), safe="/"), status_code=303)
         return error_response(401, detail or "login required", code="unauthorized")
     if wants_html(request):
-        state = ScopeState.from_scope(request.scope)
-        csrf = request.app.csrf_config
-        if not isinstance(state.csrf_token, str) and csrf and request.cookies.get(csrf.cookie_name):
-            # Refused before the CSRF middleware ran: the page's logout form still needs the token.
-            state.csrf_token = request.cookies[csrf.cookie_name]
-        return render(request, "denied.html", status_code=403, csrf_failed="CSRF" in (detail or ""))
-    return error_response(403, detail or "permission denied", code="forbidden")
+        return denied_page(request, missing=missing, detail=detail or "", csrf_failed="CSRF" in (detail or ""))
+    message = f"permission denied: this needs the path {missing}" if missing else detail or "permission denied"
+    return error_response(403, message, code="forbidden")
 
 
 def _unauthorized(request: Request, exc: NotAuthorizedException) -> Response:

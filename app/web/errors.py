@@ -1,19 +1,22 @@
-"""One JSON error shape everywhere: {"error": {"status", "code", "message", "fields"}}."""
+"""One JSON error shape everywhere: {"error": {"status", "code", "message", "fields"}}.
+
+That is the answer for API clients; a browser asking for a page gets the same error as a page in
+the app's layout (`app.web.error_pages`). `error_reply` chooses between them."""
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example  # noqa: F401 - re-exported for handlers' examples
-
-import logging
 
 from app.core.db import is_unavailable
 from app.core.retry import Busy
 from app.ops.calm import log_failure
+from app.web.error_pages import error_page, wants_html
 
 ERROR_LOG = logging.getLogger("pipeline.error")
 
@@ -30,26 +33,42 @@ def error_response(status: int, message: str, fields: dict[str, str] | None = No
     return Response({"error": body}, status_code=status, headers=headers)
 
 
+def error_reply(request: Request, status: int, message: str, fields: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None, code: str | None = None) -> Response:
+    """The error as a page for a browser, in the one JSON shape for everyone else."""
+    if wants_html(request):
+        return error_page(request, status, message, fields, headers)
+    return error_response(status, message, fields, headers, code)
+
+
 def http_exception_handler(request: Request, exc: HTTPException) -> Response:
-    """Litestar's own errors (bad JSON, wrong types, 404 routes) in our shape, never a traceback."""
+    """Litestar's own errors (bad JSON, wrong types, the router's 404 and 405) in our shape, never
+    a traceback."""
     fields = {}
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         for item in exc.extra:
             if isinstance(item, dict):
                 fields[str(item.get("key") or "body")] = str(item.get("message", "invalid"))
-    return error_response(exc.status_code, str(exc.detail), fields, headers=getattr(exc, "headers", None))
+    message = str(exc.detail)
+    if isinstance(exc, NotFoundException) and message == "Not Found":
+        message = "no such page or record"
+    elif isinstance(exc, MethodNotAllowedException):
+        message = f"{request.method} is not allowed here"
+    return error_reply(request, exc.status_code, message, fields, headers=getattr(exc, "headers", None))
 
 
 def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """Anything else: 400/503 for what we know (and nothing was written), else a logged 500 that
+    shows its request id, never the exception."""
     if isinstance(exc, RecursionError):  # a body nested thousands deep: the decoder gave up
-        return error_response(400, "the request body is nested too deeply", code="bad_request")
+        return error_reply(request, 400, "the request body is nested too deeply", code="bad_request")
     if isinstance(exc, Busy):  # retries ran out on a conflict: nothing was written
-        return error_response(503, str(exc), headers={"Retry-After": str(exc.retry_after)}, code="busy")
+        return error_reply(request, 503, str(exc), headers={"Retry-After": str(exc.retry_after)}, code="busy")
     log_failure(ERROR_LOG, exc, "unhandled error on %s %s", request.method, request.url.path)
     if is_unavailable(exc):
-        return error_response(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"},
-                              code="unavailable")
-    return error_response(500, "internal error")
+        return error_reply(request, 503, "the database is unavailable; try again shortly",
+                           headers={"Retry-After": "5"}, code="unavailable")
+    return error_reply(request, 500, "internal error")
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=True):

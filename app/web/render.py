@@ -8,16 +8,14 @@ from litestar import Request
 from litestar.response import Template
 
 from app.core.context import ctx_of
+from app.web.permits import may
 from app.web.ui import lang_of
 
 ADMIN_PAGES = (("/rbac/grants", "权限分配", "Grants"), ("/rbac/users", "用户与角色", "Users and roles"))
 
 
 def menu_for(request: Request) -> list[dict[str, Any]]:
-    """Modules and tables, keeping only the list pages this user's grants open."""
-    from app.auth.principal import principal_of
-
-    principal = principal_of(request)
+    """Modules and tables, keeping only the list pages this user may open (`may`, as every button)."""
     lang = lang_of(request)
     menu = []
     for mod in ctx_of(request).catalog.modules:
@@ -26,12 +24,12 @@ def menu_for(request: Request) -> list[dict[str, Any]]:
         items = []
         for name in mod["tables"]:
             tv = ctx_of(request).catalog.tables[name]
-            if tv.view.get("menu", True) and not tv.view.get("internal") and principal.allows(tv.base):
+            if tv.view.get("menu", True) and not tv.view.get("internal") and may(request, tv.base):
                 items.append({"href": tv.base, "title": tv.title(lang)})
         if items:
             menu.append({**mod, "tables": items})
     admin = [
-        {"href": href, "title": zh if lang == "zh" else en} for href, zh, en in ADMIN_PAGES if principal.allows(href)
+        {"href": href, "title": zh if lang == "zh" else en} for href, zh, en in ADMIN_PAGES if may(request, href)
     ]
     if admin:
         menu.append({"name": "rbac", "title": "权限", "titles": {"en": "Access"}, "tables": admin})

@@ -35,4 +35,6 @@ def label(context: Any, obj: Any) -> str:
 
 
 def register_globals(env: Any) -> None:
-    env.globals.update(tr=tr, label=label)
+    from app.web.permits import can
+
+    env.globals.update(tr=tr, label=label, can=can)

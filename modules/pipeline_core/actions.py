@@ -15,7 +15,7 @@ from app.core.catalog import TableView
 from app.core.clock import utcnow
 from app.core.context import ctx_of
 from app.crud.rows import jsonable
-from app.web.views.common import actor_of
+from app.web.views.common import actor_of, can
 from modules.pipeline_core import publish as svc
 
 VERSIONS_SHOWN = 20
@@ -57,8 +57,6 @@ async def _publishers(ctx: Any, conn: Any, version_ids: list[str]) -> dict[str, 
 async def versions_block(request: Request, tv: TableView, row: dict[str, Any]) -> list[str]:
     """The pipeline's latest versions, each with its diff against the one before, rollback buttons
     for the others, and what changed since the last publish (with what would stop a publish)."""
-    from app.auth.principal import principal_of
-
     ctx = ctx_of(request)
     ptv, stv, vtv = svc.tables_of(ctx)
     v = vtv.table
@@ -82,7 +80,6 @@ async def versions_block(request: Request, tv: TableView, row: dict[str, Any]) -
                          "steps": len(snaps[i].get("steps", [])),
                          "current": r["version_no"] == row.get("published_version")})
     pending = svc.diff_snapshots(snaps[0], svc.snapshot_of(row, steps), *order) if snaps else None
-    principal = principal_of(request)
     base = f"{tv.base}/{row['id']}"
     token = ScopeState.from_scope(request.scope).csrf_token
     html = request.app.template_engine.get_template("pipeline_versions_block.html").render(
@@ -90,7 +87,7 @@ async def versions_block(request: Request, tv: TableView, row: dict[str, Any]) -
         pending_changed=bool(pending and any(pending.values())), problems=problems, base=base,
         list_url=f"{vtv.base}?pipeline_id={row['id']}", steps_tv=stv, pipelines_tv=ptv, versions_tv=vtv,
         short=_short, csrf_token=token if isinstance(token, str) else "",
-        can_publish=principal.allows(f"{base}/publish"), can_rollback=principal.allows(f"{base}/rollback"))
+        can_publish=can(request, f"{base}/publish"), can_rollback=can(request, f"{base}/rollback"))
     return [html]
 
 

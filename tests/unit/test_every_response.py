@@ -38,3 +38,17 @@ async def test_refusals_are_not_counted_as_server_errors(live_app):
     r = await client.post("/logout")  # no CSRF token: refused by the CSRF middleware
     assert r.status_code == 403
     assert _count("POST", "/logout", "403") == before + 1
+
+
+async def test_distributor_refusals_and_html_errors_are_counted_as_themselves(live_app):
+    _, client = live_app
+    route = "/api/dist/v1/pipelines"
+    before = {s: _count("GET", route, s) for s in ("401", "500")}
+    r = await client.get(route, headers={"authorization": "Bearer pdk_" + "x" * 38})
+    assert r.status_code == 401 and r.json()["error"]["status"] == 401
+    assert _count("GET", route, "401") == before["401"] + 1 and _count("GET", route, "500") == before["500"]
+    before_404 = _count("GET", "unmatched", "404")
+    page = await client.get("/no/such/page", headers={"accept": "text/html"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"] and page.headers["x-frame-options"] == "DENY"
+    assert _count("GET", "unmatched", "404") == before_404 + 1

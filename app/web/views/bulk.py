@@ -15,7 +15,9 @@ from app.core.catalog import TableView
 from app.core.context import ctx_of
 from app.crud.rows import CrudError
 from app.crud.store import change_row, delete_rows
-from app.web.views.common import Route, actor_of, error_page
+from app.web.error_pages import denied_page
+from app.web.errors import error_reply
+from app.web.views.common import Route, actor_of, can
 from app.web.views.delete import confirm_page, confirmed_delete
 
 MAX_SELECTED = 1000
@@ -79,13 +81,15 @@ def bulk_page(route: Route) -> list[HTTPRouteHandler]:
             else (str(form.get("op", "")), "", "")
         try:
             if action == "delete":
+                if not can(request, f"{tv.base}/{{id}}/delete"):  # the bulk form is no way around a delete grant
+                    return denied_page(request, missing=f"{tv.base}/{{id}}/delete")
                 rows = await selected_rows(request, tv, ids)
                 if form.get("confirm") != "1":
                     return await confirm_page(request, tv, rows, bulk=True)
                 return await confirmed_delete(request, tv, rows, bulk=True)
             count = await apply_bulk(request, tv, ids, action, value)
         except CrudError as exc:
-            return error_page(exc)
+            return error_reply(request, exc.status, exc.message, exc.errors)
         return Redirect(path=f"{tv.base}?_done={count}", status_code=303)
 
     return [post(route.path, name=f"{tv.name}.bulk", include_in_schema=False)(bulk)]

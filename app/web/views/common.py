@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from html import escape
 from typing import Any
 
 from litestar import Request
@@ -15,7 +14,8 @@ from app.core.context import AppContext, ctx_of
 from app.crud.query import lookup_options
 from app.crud.rows import Actor, CrudError, jsonable
 from app.crud.store import get_row
-from app.web.errors import error_response
+from app.web.errors import error_reply
+from app.web.permits import may
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,9 @@ def actor_of(request: Request) -> Actor:
     return Actor(p.user_id, p.username, request.client.host if request.client else None)
 
 
-def can(request: Request, path: str) -> bool:
-    """Whether the user's grants open `path`: pages show only the links and buttons that work."""
-    from app.auth.principal import principal_of
-
-    return principal_of(request).allows(path)
+def can(request: Request, path: str, method: str | None = None) -> bool:
+    """Whether the user's grants open `method path`: pages show only the links and buttons that work."""
+    return may(request, path, method)
 
 
 async def row_or_404(ctx: AppContext, tv: TableView, row_id: str) -> dict[str, Any]:
@@ -120,17 +118,5 @@ def heading_of(tv: TableView, row: dict) -> str:
 
 
 def crud_error_handler(request: Request, exc: CrudError) -> Response:
-    """JSON for the API; for pages, the same error as a small HTML page."""
-    if request.url.path.startswith("/api/") or "json" in request.headers.get("accept", ""):
-        return error_response(exc.status, exc.message, exc.errors)
-    return error_page(exc)
-
-
-def error_page(exc: CrudError) -> Response:
-    items = "".join(f"<li>{escape(k)}: {escape(v)}</li>" for k, v in exc.errors.items())
-    html = (
-        f"<!doctype html><meta charset=utf-8><link rel=stylesheet href=/static/app.css><title>{exc.status}</title>"
-        f"<main><h1>{exc.status}</h1><p>{escape(exc.message)}</p><ul>{items}</ul>"
-        f"<p><a href='javascript:history.back()'>←</a> <a href='/'>Home</a></p></main>"
-    )
-    return Response(content=html, status_code=exc.status, media_type="text/html")
+    """JSON for the API; for pages, the same error as a page in the app's layout."""
+    return error_reply(request, exc.status, exc.message, exc.errors)
