@@ -129,7 +129,8 @@ async def test_two_servers_admit_exactly(shared_url, tmp_path):
         assert log["refusals"]["pipeline.daily"] == CALLERS - DAILY
         assert max_overlap(log["windows"]) <= CONCURRENCY
         assert seen["samples"] > 10 and seen["counter"] <= CONCURRENCY and seen["running"] <= CONCURRENCY, seen
-        assert elapsed < 45, elapsed
+        # a hang, not a speed test (PostgreSQL's store has no batching: ~2.5x MariaDB's time here)
+        assert elapsed < (90 if shared_url.startswith("postgresql") else 45), elapsed
 
         # afterwards: counters = a recount of the usage log; the quota endpoint agrees
         from sqlalchemy import text
