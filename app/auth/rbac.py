@@ -306,8 +306,9 @@ async def register_paths(engine: AsyncEngine, paths: Iterable[str], defaults: di
     Returns the changes, one line each; with `dry_run` nothing is written."""
     p, rp, r = table("permission"), table("rolepermission"), table("role")
     wanted = sorted(set(paths) | {g for grants in defaults.values() for g in grants})
-    changes: list[str] = []
-    async with engine.connect() as conn:
+
+    async def work(conn: AsyncConnection) -> list[str]:  # a dry run writes nothing: its commit is empty
+        changes: list[str] = []
         present = await conn.run_sync(lambda sync: inspect(sync).has_table("permission"))
         perms: dict[str, str] = {}
         roles: dict[str, str] = {}
@@ -339,10 +340,9 @@ async def register_paths(engine: AsyncEngine, paths: Iterable[str], defaults: di
                     links.add(link)
                     if not dry_run:
                         await conn.execute(insert(rp).values(id=new_id(), roleid=link[0], permid=link[1]))
-        if dry_run:
-            await conn.rollback()
-        else:
-            await conn.commit()
+        return changes
+
+    changes = await in_transaction(engine, work, path="rbac")
     if changes and not dry_run:
         invalidate()
     return changes
