@@ -1,8 +1,9 @@
 """Fixtures every test folder uses: real databases, the app in-process, the clock.
 
-Every database test runs on SQLite and on MariaDB. MariaDB is found at $PIPELINE_TEST_MARIADB
-(default mysql://root@127.0.0.1:3306). When it is down the MariaDB half is skipped on a laptop,
-but fails under CI=true: CI must test both.
+Every database test runs on SQLite and on MariaDB; the app's end-to-end, distributor and fault
+tests also on PostgreSQL (`pytestmark = every_database`). MariaDB is found at $PIPELINE_TEST_MARIADB
+(default mysql://root@127.0.0.1:3306), PostgreSQL at $PIPELINE_TEST_POSTGRES. A server that is
+down is skipped on a laptop, but fails under CI=true: CI must test them all.
 
 This file stays at tests/ (above unit/ and e2e/): pytest loads it for both folders and puts this
 folder on sys.path, so `from conftest import …` and `from helpers import …` work from either.
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 MARIADB = os.environ.get("PIPELINE_TEST_MARIADB", "mysql://root@127.0.0.1:3306")
 POSTGRES = os.environ.get("PIPELINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-__all__ = ["app_settings", "make_database", "prepare_databases", "seed"]
+__all__ = ["app_settings", "every_database", "make_database", "prepare_databases", "seed"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -35,8 +36,8 @@ def _server_or_skip(kind: str, probe) -> None:
     try:
         probe()
     except Exception as exc:  # noqa: BLE001 - any failure to connect means "not here"
-        if IN_CI and kind == "mariadb":
-            pytest.fail(f"MariaDB is required under CI=true and is not reachable: {exc}")
+        if IN_CI:
+            pytest.fail(f"{kind} is required under CI=true and is not reachable: {exc}")
         pytest.skip(f"{kind} not reachable: {exc}")
 
 
@@ -99,6 +100,15 @@ def db_url(request, tmp_path):
     url, drop = make_database(request.param, tmp_path)
     yield url
     drop()
+
+
+# A module's `pytestmark = every_database` runs its db_url tests on PostgreSQL too.
+every_database = pytest.mark.parametrize("db_url", ["sqlite", "mariadb", "postgresql"], indirect=True)
+
+
+def kind_of(url: str) -> str:
+    """The `make_database` kind of a URL it made."""
+    return {"sqlite": "sqlite", "postgresql": "postgresql"}.get(url.split(":", 1)[0], "mariadb")
 
 
 @pytest.fixture(params=["sqlite", "mariadb", "postgresql"])
@@ -167,7 +177,7 @@ def app_settings(app_url: str, rbac_url: str, data_dir: Path):
 
 @pytest.fixture
 async def live_app(db_url, tmp_path):
-    """The real app in-process on a fresh database (SQLite and MariaDB), RBAC in the same DB,
+    """The real app in-process on a fresh database (of `db_url`), RBAC in the same DB,
     every path registered and an admin `admin` with role `pipeline.admin`. Yields (app, client)."""
     from litestar.testing import AsyncTestClient
 
@@ -202,7 +212,7 @@ async def admin(live_app):
 @pytest.fixture
 def rbac_url(db_url, tmp_path):
     """A second, separate database of the same kind as `db_url` for the RBAC tables."""
-    url, drop = make_database("sqlite" if db_url.startswith("sqlite") else "mariadb", tmp_path)
+    url, drop = make_database(kind_of(db_url), tmp_path)
     yield url
     drop()
 

@@ -34,6 +34,7 @@ from app.auth.passwords import DEFAULT, PasswordScheme
 from app.core.cache import TTLCache
 from app.core.catalog import current_catalog
 from app.core.ids import new_id
+from app.core.retry import in_transaction
 
 IMPLICIT_ROLES = ("any", "anonymous", "logined")  # built-in roles, known by these literal ids
 DEFAULT_ORG = ("pipeline-app", "Pipeline-App")  # (id, name) users are filed under unless told
@@ -178,8 +179,11 @@ async def record_login(engine: AsyncEngine, user_id: str, ok: bool, now: datetim
     u = table("users")
     values = ({"last_login": now, "login_fail_count": 0} if ok else
               {"login_fail_count": func.coalesce(u.c.login_fail_count, 0) + 1, "last_login_fail": now})
-    async with engine.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> None:
         await conn.execute(update(u).where(u.c.id == user_id).values(**values))
+
+    await in_transaction(engine, write, path="rbac")
 
 
 # ---------------------------------------------------------------- administration
@@ -270,19 +274,22 @@ async def add_user(engine: AsyncEngine, username: str, password: str, role: str,
         raise ValueError("username and password must not be empty")
     hashed = scheme.hash(password)
     u = table("users")
-    async with engine.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> tuple[str, bool]:
         role_id = await _ensure_role(conn, role)
         row = (await conn.execute(select(u.c.id).where(u.c.username == username))).first()
-        created = row is None
-        if created:
+        if row is None:
             await ensure_org(conn, *org)
             user_id = await _insert_user(conn, username, hashed, org[0])
         else:
             user_id = row.id
             await conn.execute(update(u).where(u.c.id == user_id).values(password=hashed))
         await link_role(conn, user_id, role_id)
+        return user_id, row is None
+
+    done = await in_transaction(engine, write, path="rbac")
     invalidate()
-    return user_id, created
+    return done
 
 
 async def registered_paths(engine: AsyncEngine) -> list[str]:
@@ -299,8 +306,9 @@ async def register_paths(engine: AsyncEngine, paths: Iterable[str], defaults: di
     Returns the changes, one line each; with `dry_run` nothing is written."""
     p, rp, r = table("permission"), table("rolepermission"), table("role")
     wanted = sorted(set(paths) | {g for grants in defaults.values() for g in grants})
-    changes: list[str] = []
-    async with engine.connect() as conn:
+
+    async def work(conn: AsyncConnection) -> list[str]:  # a dry run writes nothing: its commit is empty
+        changes: list[str] = []
         present = await conn.run_sync(lambda sync: inspect(sync).has_table("permission"))
         perms: dict[str, str] = {}
         roles: dict[str, str] = {}
@@ -332,10 +340,9 @@ async def register_paths(engine: AsyncEngine, paths: Iterable[str], defaults: di
                     links.add(link)
                     if not dry_run:
                         await conn.execute(insert(rp).values(id=new_id(), roleid=link[0], permid=link[1]))
-        if dry_run:
-            await conn.rollback()
-        else:
-            await conn.commit()
+        return changes
+
+    changes = await in_transaction(engine, work, path="rbac")
     if changes and not dry_run:
         invalidate()
     return changes

@@ -1,5 +1,6 @@
 """Login state kept in the app database, so every worker process and machine sees the same:
-server-side sessions (`sessions`) and login throttling (`login_throttle`)."""
+server-side sessions (`sessions`) and login throttling (`login_throttle`). Every write is one
+transaction, run again on a conflict (app.core.retry)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,9 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Table, delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.catalog import current_catalog
+from app.core.retry import in_transaction
 
 SESSION_COOKIE = "pa_session"  # the browser cookie that carries a session's token
 
@@ -42,12 +44,15 @@ async def create_session(engine: AsyncEngine, user_id: str, username: str, now: 
     the session the browser had, is ended first; expired rows are swept on the way."""
     s = sessions_table()
     token = secrets.token_urlsafe(32)
-    async with engine.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> None:
         if replaces:
             await conn.execute(delete(s).where(s.c.id == token_hash(replaces)))
         await conn.execute(delete(s).where(s.c.expires_at < now))
         await conn.execute(insert(s).values(id=token_hash(token), user_id=user_id, username=username,
                                             created_at=now, expires_at=now + timedelta(hours=hours)))
+
+    await in_transaction(engine, write, path="session")
     return token
 
 
@@ -63,13 +68,19 @@ async def lookup_session(engine: AsyncEngine, token: str, now: datetime) -> Sess
 
 async def end_session(engine: AsyncEngine, token: str) -> None:
     s = sessions_table()
-    async with engine.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> None:
         await conn.execute(delete(s).where(s.c.id == token_hash(token)))
+
+    await in_transaction(engine, write, path="session")
 
 
 async def end_user_sessions(engine: AsyncEngine, user_id: str) -> int:
     """End every session of a user, on every worker and machine at once (the rows are the
     sessions): after a password change or reset, or when the user is disabled."""
     s = sessions_table()
-    async with engine.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> int:
         return (await conn.execute(delete(s).where(s.c.user_id == user_id))).rowcount
+
+    return await in_transaction(engine, write, path="session")

@@ -16,11 +16,11 @@ import hashlib
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.auth.sessions import throttle_table
 from app.core.dialects import insert_missing
-from app.core.retry import retrying, transient
+from app.core.retry import in_transaction
 
 THROTTLE_FREE_FAILURES = 5          # consecutive failures before a key has to wait
 THROTTLE_MAX_SECONDS = 15 * 60      # the wait doubles up to this cap: nobody is locked out for good
@@ -59,32 +59,30 @@ async def charge_attempt(engine: AsyncEngine, keys: list[str], now: datetime) ->
     and the seconds to wait are returned. 0 means the attempt may check its password."""
     t = throttle_table()
 
-    async def attempt() -> float:
-        async with transient(engine.begin()) as conn:
-            await conn.execute(insert_missing(conn.dialect.name, t, [
-                {"id": k, "fail_count": 0, "last_fail": None, "locked_until": None} for k in keys], ["id"]))
-            rows = (await conn.execute(select(t.c.id, t.c.fail_count, t.c.last_fail, t.c.locked_until)
-                                       .where(t.c.id.in_(keys)).order_by(t.c.id).with_for_update())).all()
-            waits = [(r.locked_until - now).total_seconds() for r in rows if r.locked_until and r.locked_until > now]
-            if waits:
-                return max(waits)
-            for r in rows:
-                count = (r.fail_count or 0) + 1 if r.last_fail and now - r.last_fail < THROTTLE_FORGET else 1
-                delay = throttle_delay(count)
-                await conn.execute(update(t).where(t.c.id == r.id).values(
-                    fail_count=count, last_fail=now,
-                    locked_until=_ceil_second(now + timedelta(seconds=delay)) if delay else None))
-            return 0.0
+    async def attempt(conn: AsyncConnection) -> float:
+        await conn.execute(insert_missing(conn.dialect.name, t, [
+            {"id": k, "fail_count": 0, "last_fail": None, "locked_until": None} for k in keys], ["id"]))
+        rows = (await conn.execute(select(t.c.id, t.c.fail_count, t.c.last_fail, t.c.locked_until)
+                                   .where(t.c.id.in_(keys)).order_by(t.c.id).with_for_update())).all()
+        waits = [(r.locked_until - now).total_seconds() for r in rows if r.locked_until and r.locked_until > now]
+        if waits:
+            return max(waits)
+        for r in rows:
+            count = (r.fail_count or 0) + 1 if r.last_fail and now - r.last_fail < THROTTLE_FORGET else 1
+            delay = throttle_delay(count)
+            await conn.execute(update(t).where(t.c.id == r.id).values(
+                fail_count=count, last_fail=now,
+                locked_until=_ceil_second(now + timedelta(seconds=delay)) if delay else None))
+        return 0.0
 
-    return await retrying(attempt, attempts=6)
+    return await in_transaction(engine, attempt, path="throttle")
 
 
 async def clear_keys(engine: AsyncEngine, keys: list[str]) -> None:
     """A successful login: its keys start again from nothing."""
     t = throttle_table()
 
-    async def attempt() -> None:
-        async with transient(engine.begin()) as conn:
-            await conn.execute(delete(t).where(t.c.id.in_(keys)))
+    async def attempt(conn: AsyncConnection) -> None:
+        await conn.execute(delete(t).where(t.c.id.in_(keys)))
 
-    await retrying(attempt, attempts=6)
+    await in_transaction(engine, attempt, path="throttle")

@@ -21,7 +21,7 @@ from app.core.catalog import Catalog, TableView
 from app.core.context import AppContext
 from app.crud.query import code_texts
 from app.crud.rows import Actor, CrudError, jsonable
-from app.crud.store import change_row, check_change, check_insert, insert_row
+from app.crud.store import change_row, check_change, check_insert, insert_row, write_transaction
 from app.crud.validate import validate_input
 
 CHUNK = 200  # rows checked per short read transaction
@@ -244,28 +244,34 @@ async def apply_import(ctx: AppContext, tv: TableView, plans: list[RowPlan], act
     refuses becomes an error; with `all_or_nothing`, then nothing is written."""
     if all_or_nothing and any(p.action == "error" for p in plans):
         return 0
-    written = 0
-    async with ctx.db.connect() as conn:
-        trans = await conn.begin()
-        try:
-            for plan in plans:
-                if plan.action not in ("insert", "update"):
-                    continue
-                try:
-                    if plan.action == "insert":
-                        await insert_row(ctx, conn, tv, plan.data, actor, strict=False)
-                    else:
-                        await change_row(ctx, conn, tv, plan.row_id, plan.data, actor, strict=False)
-                    written += 1
-                except CrudError as exc:
-                    if exc.status >= 500:
-                        raise
-                    plan.fail(exc.errors or {"": exc.message})
-            if all_or_nothing and any(p.action == "error" for p in plans):
-                await trans.rollback()
-                return 0
-            await trans.commit()
-        except BaseException:
-            await trans.rollback()
-            raise
-    return written
+    planned = [(p.action, p.errors) for p in plans]
+
+    async def work(conn: AsyncConnection) -> int:
+        for plan, (action, errors) in zip(plans, planned, strict=True):  # a retry starts from the plan
+            plan.action, plan.errors = action, errors
+        written = 0
+        for plan in plans:
+            if plan.action not in ("insert", "update"):
+                continue
+            try:
+                if plan.action == "insert":
+                    await insert_row(ctx, conn, tv, plan.data, actor, strict=False)
+                else:
+                    await change_row(ctx, conn, tv, plan.row_id, plan.data, actor, strict=False)
+                written += 1
+            except CrudError as exc:
+                if exc.status >= 500:
+                    raise
+                plan.fail(exc.errors or {"": exc.message})
+        if all_or_nothing and any(p.action == "error" for p in plans):
+            raise _NothingWritten
+        return written
+
+    try:
+        return await write_transaction(ctx, work)
+    except _NothingWritten:
+        return 0
+
+
+class _NothingWritten(Exception):
+    """An all-or-nothing import with a refused row: roll back everything written so far."""

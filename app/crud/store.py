@@ -2,11 +2,14 @@
 
 Every statement is built from the table's SQLAlchemy `Table`, every value is bound, and every
 column a request names is checked against the spec first. Each write is one transaction that
-also writes its audit row, so a failed write leaves nothing behind.
+also writes its audit row, so a failed write leaves nothing behind; a transaction that loses a
+race (deadlock, lock wait, cluster certification) is run again whole (`write_transaction`).
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,9 +20,12 @@ from app.core.clock import utcnow
 from app.core.context import AppContext
 from app.core.hooks import check_rules
 from app.core.ids import new_id
+from app.core.retry import in_transaction
 from app.crud.dependents import DeletePlan, delete_plan
 from app.crud.rows import Actor, CrudError, jsonable
 from app.crud.validate import validate_input
+
+T = TypeVar("T")
 
 
 async def get_row(ctx: AppContext, tv: TableView, row_id: str, conn: AsyncConnection | None = None) -> dict | None:
@@ -131,9 +137,14 @@ async def insert_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, data
     return row
 
 
+async def write_transaction(ctx: AppContext, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """`work(conn)` as one transaction of the app database, run whole again on a conflict
+    (deadlock, lock wait, a Galera certification failure); out of budget: 503 busy."""
+    return await in_transaction(ctx.db, work, path="crud")
+
+
 async def create_row(ctx: AppContext, tv: TableView, data: dict, actor: Actor, *, strict: bool) -> dict:
-    async with ctx.db.begin() as conn:
-        return await insert_row(ctx, conn, tv, data, actor, strict=strict)
+    return await write_transaction(ctx, lambda conn: insert_row(ctx, conn, tv, data, actor, strict=strict))
 
 
 async def check_change(ctx: AppContext, conn: AsyncConnection, tv: TableView, before: dict, data: dict, *,
@@ -167,8 +178,7 @@ async def change_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, row_
 
 async def update_row(ctx: AppContext, tv: TableView, row_id: str, data: dict, actor: Actor, *,
                      strict: bool) -> dict:
-    async with ctx.db.begin() as conn:
-        return await change_row(ctx, conn, tv, row_id, data, actor, strict=strict)
+    return await write_transaction(ctx, lambda conn: change_row(ctx, conn, tv, row_id, data, actor, strict=strict))
 
 
 async def plan_delete(ctx: AppContext, tv: TableView, rows: list[dict]) -> DeletePlan:
@@ -180,7 +190,7 @@ async def plan_delete(ctx: AppContext, tv: TableView, rows: list[dict]) -> Delet
 async def delete_rows(ctx: AppContext, tv: TableView, row_ids: list[str], actor: Actor) -> int:
     """Delete one or many rows in one transaction, all or none, and only when nothing keeps any
     of them (app/crud/dependents.py); their parts go with them (the database cascades)."""
-    async with ctx.db.begin() as conn:
+    async def work(conn: AsyncConnection) -> int:
         rows = []
         for row_id in dict.fromkeys(row_ids):
             before = await get_row(ctx, tv, row_id, conn)
@@ -197,7 +207,9 @@ async def delete_rows(ctx: AppContext, tv: TableView, row_ids: list[str], actor:
             row_id = row[tv.pk]
             await _guarded_write(conn, delete(tv.table).where(tv.table.c[tv.pk] == row_id))
             await audit(ctx, conn, actor, "delete", tv, row_id, row, None)
-    return len(rows)
+        return len(rows)
+
+    return await write_transaction(ctx, work)
 
 
 async def _guarded_write(conn: AsyncConnection, stmt) -> None:

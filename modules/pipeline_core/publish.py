@@ -219,7 +219,7 @@ async def _with_retry(ctx: AppContext, work: Callable[[AsyncConnection], Awaitab
                 raise Retryable(text) from None
             raise lost() from None
 
-    return await retrying(attempt, give_up=lost, attempts=2, delay=0)
+    return await retrying(attempt, path="publish", give_up=lost, attempts=2, delay=0)
 
 
 def version_out(row: dict) -> dict[str, Any]:

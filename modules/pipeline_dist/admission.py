@@ -120,7 +120,7 @@ async def admit(store: Store, settings: Settings, *, distributor_id: str, code: 
         except Duplicate:
             return await _replay(store, settings, distributor_id, code, request_id)
 
-    return await retrying(attempt, budget=ADMIT_BUDGET)
+    return await retrying(attempt, path="admission", budget=ADMIT_BUDGET)
 
 
 async def _admit_once(store: Store, settings: Settings, distributor_id: str, code: str, request_id: str,
@@ -220,7 +220,7 @@ async def finish(store: Store, *, distributor_id: str, call_id: str, status: str
             raise DistError(404, "call not found")
         return row
 
-    return await retrying(attempt, budget=FINISH_BUDGET)
+    return await retrying(attempt, path="finish", budget=FINISH_BUDGET)
 
 
 def _reprice(call: dict) -> Price:

@@ -21,7 +21,7 @@ from app.core.catalog import current_catalog
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.crud.rows import Actor, CrudError
-from app.crud.store import audit, get_row
+from app.crud.store import audit, get_row, write_transaction
 from modules.pipeline_dist.activity import CURRENT, PREVIOUS
 from modules.pipeline_dist.key_format import display_prefix, generate_key, key_hash, well_formed
 
@@ -61,7 +61,8 @@ async def issue_key(ctx: Any, actor: Actor, distributor_id: str, *, rotate: bool
     """
     tv = ctx.catalog.tables["distributors"]
     key, now = generate_key(), utcnow()
-    async with ctx.db.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> dict[str, Any]:
         before = await _locked(conn, tv, distributor_id)
         if before["api_key_hash"] is not None and not rotate:
             raise CrudError(409, "this distributor already has a key: rotate it instead")
@@ -85,13 +86,16 @@ async def issue_key(ctx: Any, actor: Actor, distributor_id: str, *, rotate: bool
         after = await get_row(ctx, tv, distributor_id, conn)
         action = "rotate_key" if rotate else "generate_key"
         await audit(ctx, conn, actor, action, tv, distributor_id, before, after)
-    return key, after
+        return after
+
+    return key, await write_transaction(ctx, write)
 
 
 async def revoke_key(ctx: Any, actor: Actor, distributor_id: str) -> dict[str, Any]:
     """Current and previous key stop working at once; the distributor row stays."""
     tv = ctx.catalog.tables["distributors"]
-    async with ctx.db.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> dict[str, Any]:
         before = await _locked(conn, tv, distributor_id)
         if before["api_key_hash"] is None and before["prev_key_hash"] is None:
             raise CrudError(409, "this distributor has no key to revoke")
@@ -101,7 +105,9 @@ async def revoke_key(ctx: Any, actor: Actor, distributor_id: str) -> dict[str, A
             updated_at=utcnow()))
         after = await get_row(ctx, tv, distributor_id, conn)
         await audit(ctx, conn, actor, "revoke_key", tv, distributor_id, before, after)
-    return after
+        return after
+
+    return await write_transaction(ctx, write)
 
 
 async def distributor_id_by_name(ctx: Any, name: str) -> str | None:

@@ -1,7 +1,9 @@
-"""The admission store on SQLite (and any other SQLAlchemy database): the same statements as
+"""The admission store on SQLite and PostgreSQL (any SQLAlchemy database): the same statements as
 `mariadb_store` through SQLAlchemy Core, typed by the catalog's tables, with no context cache
 (each admission reads its context in its own transaction) and one transaction at a time per
-process on SQLite.
+process on SQLite. Counter rows are always locked in id order (the upsert's rows are sorted; a
+finish locks its two slots with an ordered SELECT … FOR UPDATE first: PostgreSQL's UPDATE … IN
+locks in whatever order it scans), so admissions and finishes cannot deadlock one another.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.core.dialects import upsert
-from app.core.retry import Retryable
+from app.core.retry import transient
 from modules.pipeline_dist.limits import CALL_COLUMNS, LINK_KEYS, Duplicate, Limit, hit_limit, slot_ids
 
 class SqlaTx:
@@ -74,6 +76,12 @@ class SqlaTx:
         ids = [lim.counter_id for lim in limits]
         rows = [{"id": lim.counter_id, "scope": lim.scope, "period": lim.period, "used": 0, "updated_at": now}
                 for lim in limits]
+        if any(lim.limit is not None for lim in limits):
+            # a limit already full in the committed values refuses without queueing for the hot rows'
+            # locks (a burst of refusals would otherwise take turns on them); room is decided locked
+            committed = await self.counters(ids)
+            if hit_limit(limits, committed) is not None:
+                return False, committed
         await self.conn.execute(upsert(self.conn.dialect.name, q, rows, ["id"], lambda new: {"used": q.c.used}))
         before = await self.counters(ids)
         if hit_limit(limits, before) is not None:
@@ -106,12 +114,13 @@ class SqlaTx:
 
     async def settle(self, call_id: str, distributor_id: str, status: str, units: int | None,
                      amount: Decimal | None, error: str | None, now: datetime) -> tuple[bool, dict | None]:
-        from sqlalchemy import update
+        from sqlalchemy import select, update
 
         u, q = self.t["pipeline_usage_log"], self.t["quota_counters"]
         call = await self._call(u.c.id == call_id, u.c.distributor_id == distributor_id)
         if call is None:
             return False, None
+        slots = slot_ids(distributor_id, call["pipeline_id"])
         values = {k: v for k, v in (("units", units), ("amount", amount), ("error", error)) if v is not None}
         latency = max(0, int((now - call["started_at"]).total_seconds() * 1000))
         result = await self.conn.execute(update(u).where(u.c.id == call_id, u.c.distributor_id == distributor_id,
@@ -120,8 +129,9 @@ class SqlaTx:
                                                  **values))
         won = result.rowcount == 1
         if won:
-            await self.conn.execute(update(q).where(q.c.id.in_(slot_ids(distributor_id, call["pipeline_id"])),
-                                                    q.c.used > 0).values(used=q.c.used - 1, updated_at=now))
+            await self.conn.execute(select(q.c.id).where(q.c.id.in_(slots)).order_by(q.c.id).with_for_update())
+            await self.conn.execute(update(q).where(q.c.id.in_(slots), q.c.used > 0)
+                                    .values(used=q.c.used - 1, updated_at=now))
         return won, await self._call(u.c.id == call_id)
 
     async def expired(self, now: datetime, limit: int) -> list[dict]:
@@ -147,18 +157,12 @@ class SqlaStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlaTx]:
-        from sqlalchemy.exc import OperationalError
-
+        """A conflict (deadlock, serialization failure, a locked SQLite) is `Retryable`."""
         if self.lock is not None:
             await self.lock.acquire()
         try:
-            async with self.engine.begin() as conn:
+            async with transient(self.engine.begin()) as conn:
                 yield SqlaTx(conn, self.tables)
-        except OperationalError as exc:
-            text = str(exc).lower()
-            if "deadlock" in text or "locked" in text:
-                raise Retryable(text) from exc
-            raise
         finally:
             if self.lock is not None:
                 self.lock.release()

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from app.core.clock import business_day, month_bounds, utcnow
 from app.core.ids import new_id
 from app.crud.rows import Actor, CrudError
-from app.crud.store import audit
+from app.crud.store import audit, write_transaction
 
 COUNTED = ("running", "succeeded", "failed", "expired")
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -161,21 +161,24 @@ async def close_month(ctx: Any, actor: Actor, distributor_id: str, first: date) 
     if first >= business_day(tz_name, now).replace(day=1):
         raise CrudError(409, "only a month that has ended can be closed")
     tv = ctx.catalog.tables["dist_statements"]
+
+    async def write(conn: Any) -> Statement:
+        if await frozen(conn, ctx.catalog, distributor_id, month) is not None:
+            raise CrudError(409, f"{month} is already closed for this distributor")
+        result = Statement(distributor_id, month, tz_name, now, actor.username,
+                           await recount(conn, ctx.catalog, distributor_id, first, tz_name),
+                           await adjustments(conn, ctx.catalog, distributor_id, first, tz_name))
+        row = {"id": new_id(), "distributor_id": distributor_id, "month": month,
+               "calls": sum(t["calls"] for t in result.totals()),
+               "totals": "; ".join(f"{t['amount']} {t['currency']}" for t in result.totals())[:500],
+               "lines": json.dumps({"lines": [x.out() for x in result.lines],
+                                    "adjustments": [x.out() for x in result.adjustments]}, ensure_ascii=False),
+               "closed_at": now, "closed_by": actor.username, "created_at": now}
+        await conn.execute(tv.table.insert().values(**row))
+        await audit(ctx, conn, actor, "close_month", tv, row["id"], None, row)
+        return result
+
     try:
-        async with ctx.db.begin() as conn:
-            if await frozen(conn, ctx.catalog, distributor_id, month) is not None:
-                raise CrudError(409, f"{month} is already closed for this distributor")
-            result = Statement(distributor_id, month, tz_name, now, actor.username,
-                               await recount(conn, ctx.catalog, distributor_id, first, tz_name),
-                               await adjustments(conn, ctx.catalog, distributor_id, first, tz_name))
-            row = {"id": new_id(), "distributor_id": distributor_id, "month": month,
-                   "calls": sum(t["calls"] for t in result.totals()),
-                   "totals": "; ".join(f"{t['amount']} {t['currency']}" for t in result.totals())[:500],
-                   "lines": json.dumps({"lines": [x.out() for x in result.lines],
-                                        "adjustments": [x.out() for x in result.adjustments]}, ensure_ascii=False),
-                   "closed_at": now, "closed_by": actor.username, "created_at": now}
-            await conn.execute(tv.table.insert().values(**row))
-            await audit(ctx, conn, actor, "close_month", tv, row["id"], None, row)
+        return await write_transaction(ctx, write)
     except IntegrityError:  # a twin close won the unique (distributor, month) index
         raise CrudError(409, f"{month} is already closed for this distributor") from None
-    return result

@@ -1,6 +1,7 @@
-"""End to end: a real server (1 and 2 workers, SQLite and MariaDB), a user logging in through the
-login form, then create / list / search / sort / edit / delete rows of every table through the
-HTML forms and through the JSON API. Values come from the specs, so a new table is covered too."""
+"""End to end: a real server (1 and 2 workers, SQLite and MariaDB; 1 worker on PostgreSQL), a user
+logging in through the login form, then create / list / search / sort / edit / delete rows of
+every table through the HTML forms and through the JSON API. Values come from the specs, so a
+new table is covered too."""
 from __future__ import annotations
 
 import json
@@ -86,8 +87,8 @@ def api_create(op: Browserless, table: str, n: int, made: dict[str, str] | None 
     return r.json()["id"]
 
 
-@pytest.fixture(params=[("sqlite", 1), ("mariadb", 1), ("sqlite", 2), ("mariadb", 2)],
-                ids=["sqlite-1w", "mariadb-1w", "sqlite-2w", "mariadb-2w"])
+@pytest.fixture(params=[("sqlite", 1), ("mariadb", 1), ("postgresql", 1), ("sqlite", 2), ("mariadb", 2)],
+                ids=["sqlite-1w", "mariadb-1w", "postgresql-1w", "sqlite-2w", "mariadb-2w"])
 def server(request, new_database, tmp_path):
     kind, workers = request.param
     env = server_env(new_database(kind), new_database(kind), tmp_path)
@@ -166,7 +167,7 @@ def test_every_table_through_forms_and_api(server):
         assert op.http.get(f"{base}/{created[table]}").status_code == 404
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "mariadb"])
+@pytest.mark.parametrize("kind", ["sqlite", "mariadb", "postgresql"])
 def test_session_is_shared_between_server_processes(kind, new_database, tmp_path):
     """Log in on one server process, be recognised on another (as behind a load balancer)."""
     app_url = new_database(kind)

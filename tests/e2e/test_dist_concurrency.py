@@ -1,14 +1,14 @@
 """Acceptance: quotas and concurrency hold exactly across two real server processes sharing one
-MariaDB (the distributor API's promise: "admitted calls never exceed a limit, not by one").
+database (the distributor API's promise: "admitted calls never exceed a limit, not by one").
 
-Two `pipeline-app serve --workers 1` processes, one fresh MariaDB database, a pipeline with
+Two `pipeline-app serve --workers 1` processes, one fresh MariaDB or PostgreSQL database, a pipeline with
 daily quota 50 and max_concurrency 5. 240 callers start at once over 24 connections split across
 both servers; each retries on the concurrency 429 (a 429 leaves no row, so the same request_id
 is safe to retry) and stops at the daily-quota 429; an admitted call finishes after a short
 random delay. Then: exactly 50 admitted; never more than 5 running at once, seen both from the
 client (admission answer → finish request, a window inside the server's) and by sampling the
 committed counters and usage rows; afterwards every counter equals a recount of the usage log.
-MariaDB only: skipped when it is not reachable (a failure under CI=true, see conftest).
+MariaDB and PostgreSQL: skipped when one is not reachable (a failure under CI=true, see conftest).
 """
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ CONCURRENCY = 5
 API = "/api/dist/v1"
 
 
-@pytest.fixture
-def mariadb_url(tmp_path: Path):
-    url, drop = make_database("mariadb", tmp_path)
+@pytest.fixture(params=["mariadb", "postgresql"])
+def shared_url(request, tmp_path: Path):
+    url, drop = make_database(request.param, tmp_path)
     yield url
     drop()
 
@@ -71,25 +71,24 @@ async def caller(client: httpx.AsyncClient, key: str, log: dict) -> None:
 
 async def sample(url: str, pipeline_id: str, stop: asyncio.Event, seen: dict) -> None:
     """Committed state while the burst runs: the concurrency counter and the running calls."""
-    import aiomysql
-    from sqlalchemy.engine import make_url
+    from sqlalchemy import text
 
-    u = make_url(url)
-    conn = await aiomysql.connect(host=u.host, port=u.port or 3306, user=u.username, password=u.password or "",
-                                  db=u.database, autocommit=True)
+    from app.core.db import make_engine
+
+    engine = make_engine(url, isolation_level="AUTOCOMMIT")
     try:
-        async with conn.cursor() as cur:
+        async with engine.connect() as conn:
             while not stop.is_set():
-                await cur.execute("SELECT used FROM quota_counters WHERE id = %s", (f"pipe:{pipeline_id}|C",))
-                row = await cur.fetchone()
-                await cur.execute("SELECT COUNT(*) FROM pipeline_usage_log WHERE status = 'running'")
-                running = (await cur.fetchone())[0]
-                seen["counter"] = max(seen["counter"], row[0] if row else 0)
+                used = (await conn.execute(text("SELECT used FROM quota_counters WHERE id = :id"),
+                                           {"id": f"pipe:{pipeline_id}|C"})).scalar()
+                running = (await conn.execute(
+                    text("SELECT COUNT(*) FROM pipeline_usage_log WHERE status = 'running'"))).scalar()
+                seen["counter"] = max(seen["counter"], used or 0)
                 seen["running"] = max(seen["running"], running)
                 seen["samples"] += 1
                 await asyncio.sleep(0.002)
     finally:
-        conn.close()
+        await engine.dispose()
 
 
 def max_overlap(windows: list[tuple[float, float]]) -> int:
@@ -101,7 +100,7 @@ def max_overlap(windows: list[tuple[float, float]]) -> int:
     return peak
 
 
-async def test_two_servers_admit_exactly(mariadb_url, tmp_path):
+async def test_two_servers_admit_exactly(shared_url, tmp_path):
     from app.core.clock import utcnow
     from app.core.config import load_settings
     from modules.pipeline_dist.limits import periods
@@ -109,7 +108,7 @@ async def test_two_servers_admit_exactly(mariadb_url, tmp_path):
     to_midnight = periods(load_settings().business_timezone, utcnow())[2]
     if to_midnight < 90:  # the daily quota must not roll over mid-test
         await asyncio.sleep(to_midnight + 1)
-    env = server_env(mariadb_url, f"sqlite:///{tmp_path / 'rbac.db'}", tmp_path)
+    env = server_env(shared_url, f"sqlite:///{tmp_path / 'rbac.db'}", tmp_path)
     prepare(env, {"admin": ("admin-Secret-123", "pipeline.admin")})
     with LiveServer(env) as one, LiveServer(env) as two:
         key, pipeline_id, distributor_id = setup_offer(one)
@@ -120,7 +119,7 @@ async def test_two_servers_admit_exactly(mariadb_url, tmp_path):
         started = time.monotonic()
         async with httpx.AsyncClient(base_url=one.url, limits=limits, timeout=30) as c1, \
                 httpx.AsyncClient(base_url=two.url, limits=limits, timeout=30) as c2:
-            sampler = asyncio.create_task(sample(mariadb_url, pipeline_id, stop, seen))
+            sampler = asyncio.create_task(sample(shared_url, pipeline_id, stop, seen))
             await asyncio.gather(*[caller(c1 if i % 2 else c2, key, log) for i in range(CALLERS)])
             stop.set()
             await sampler
@@ -130,23 +129,22 @@ async def test_two_servers_admit_exactly(mariadb_url, tmp_path):
         assert log["refusals"]["pipeline.daily"] == CALLERS - DAILY
         assert max_overlap(log["windows"]) <= CONCURRENCY
         assert seen["samples"] > 10 and seen["counter"] <= CONCURRENCY and seen["running"] <= CONCURRENCY, seen
-        assert elapsed < 45, elapsed
+        # a hang, not a speed test (PostgreSQL's store has no batching: ~2.5x MariaDB's time here)
+        assert elapsed < (90 if shared_url.startswith("postgresql") else 45), elapsed
 
         # afterwards: counters = a recount of the usage log; the quota endpoint agrees
-        import aiomysql
-        from sqlalchemy.engine import make_url
+        from sqlalchemy import text
 
-        u = make_url(mariadb_url)
-        conn = await aiomysql.connect(host=u.host, port=u.port or 3306, user=u.username, password=u.password or "",
-                                      db=u.database, autocommit=True)
+        from app.core.db import make_engine
+
+        engine = make_engine(shared_url)
         try:
-            async with conn.cursor() as cur:
-                await cur.execute("SELECT id, used FROM quota_counters")
-                counters = dict(await cur.fetchall())
-                await cur.execute("SELECT status, COUNT(*), SUM(amount) FROM pipeline_usage_log GROUP BY status")
-                by_status = {s: (n, total) for s, n, total in await cur.fetchall()}
+            async with engine.connect() as conn:
+                counters = dict((await conn.execute(text("SELECT id, used FROM quota_counters"))).all())
+                by_status = {s: (n, total) for s, n, total in (await conn.execute(text(
+                    "SELECT status, COUNT(*), SUM(amount) FROM pipeline_usage_log GROUP BY status"))).all()}
         finally:
-            conn.close()
+            await engine.dispose()
         assert set(by_status) == {"succeeded"} and by_status["succeeded"][0] == DAILY
         assert str(by_status["succeeded"][1]) == "25.000000"
         day = [cid for cid in counters if cid.startswith(f"pipe:{pipeline_id}|D:")]

@@ -1,8 +1,8 @@
 """Faults: the database going away under a running server, and stop.sh draining in-flight requests.
 
-The MariaDB outage is made with a TCP relay between the server and MariaDB that the test cuts
-(connections reset, new ones refused) and restores: to the server that is exactly a stopped
-database, without stopping the MariaDB other tests use.
+The outage (MariaDB and PostgreSQL) is made with a TCP relay between the server and the database
+that the test cuts (connections reset, new ones refused) and restores: to the server that is
+exactly a stopped database, without stopping the database other tests use.
 """
 from __future__ import annotations
 
@@ -84,10 +84,11 @@ class Relay:
                     pass
 
 
-def test_mariadb_outage_gives_503_and_recovers(new_database, tmp_path):
-    url = new_database("mariadb")
+@pytest.mark.parametrize("kind", ["mariadb", "postgresql"])
+def test_database_outage_gives_503_and_recovers(kind, new_database, tmp_path):
+    url = new_database(kind)
     u = make_url(url)
-    relay = Relay((u.host or "127.0.0.1", u.port or 3306))
+    relay = Relay((u.host or "127.0.0.1", u.port or {"mariadb": 3306, "postgresql": 5432}[kind]))
     relay.up()
     relayed = u.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
     env = server_env(relayed, relayed, tmp_path)

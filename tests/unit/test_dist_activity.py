@@ -20,6 +20,9 @@ from dist_world import (
 from sqlalchemy import event, select
 
 from app.core.clock import business_day, utcnow
+from conftest import every_database
+
+pytestmark = every_database
 
 
 async def row_of(w, table: str, row_id: str) -> dict:
@@ -40,11 +43,11 @@ async def eventually(check, seconds: float = 15):
 
 @pytest.fixture
 def statements(dist_admin, monkeypatch):
-    """Every statement the app sends to its database, as text (SQLAlchemy on SQLite, aiomysql cursors
-    on MariaDB, which both the raw store and SQLAlchemy use there)."""
+    """Every statement the app sends to its database, as text (SQLAlchemy on SQLite and PostgreSQL,
+    aiomysql cursors on MariaDB, which both the raw store and SQLAlchemy use there)."""
     seen: list[str] = []
     ctx = dist_admin.ctx
-    if ctx.db.dialect.name == "sqlite":
+    if ctx.db.dialect.name not in ("mysql", "mariadb"):
         def listener(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
             seen.append(statement)
 

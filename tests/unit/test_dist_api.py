@@ -26,6 +26,9 @@ from dist_world import (
 
 from app.core.clock import utcnow
 from modules.pipeline_dist.key_format import generate_key
+from conftest import every_database
+
+pytestmark = every_database
 
 # ---- the happy path ------------------------------------------------------------------------------------
 

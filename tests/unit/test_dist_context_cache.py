@@ -19,6 +19,9 @@ from dist_world import (
 
 from modules.pipeline_dist import admission
 from modules.pipeline_dist.limits import DistError
+from conftest import every_database
+
+pytestmark = every_database
 
 # ---- settings changes and the per-worker context cache ------------------------------------------------
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
-from conftest import ADMIN_PASSWORD, Operator
+from conftest import ADMIN_PASSWORD, Operator, every_database
+
+pytestmark = every_database
 
 API = "/api/dist/v1"
 EXPECTED = {f"{API}/pipelines", f"{API}/pipelines/{{code}}", f"{API}/pipelines/{{code}}/calls",

@@ -22,6 +22,9 @@ from dist_world import (
 from app.core.clock import utcnow
 from modules.pipeline_dist.admission import Sweeper, sweep
 from modules.pipeline_dist.limits import DIST_CALLS
+from conftest import every_database
+
+pytestmark = every_database
 
 # ---- limits -------------------------------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ from dist_world import (
 )
 
 from app.core import clock
+from conftest import every_database
+
+pytestmark = every_database
 
 TZ = "Asia/Shanghai"
 

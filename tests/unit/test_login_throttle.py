@@ -18,6 +18,9 @@ from app.core.clock import utcnow
 from app.core.db import make_engine
 from conftest import prepare_databases
 from helpers import ADMIN_PASSWORD, Operator, csrf_of
+from conftest import every_database
+
+pytestmark = every_database
 
 
 def client_from(app, ip: str) -> httpx.AsyncClient:

@@ -11,6 +11,9 @@ from sqlalchemy import delete, insert, update
 from app.core.ids import new_id
 from app.crud.rows import CrudError
 from modules.pipeline_core import publish as svc
+from conftest import every_database
+
+pytestmark = every_database
 
 # ---- roll back ------------------------------------------------------------------------------
 

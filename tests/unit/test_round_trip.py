@@ -15,6 +15,9 @@ from conftest import seed
 from test_dist_api import created
 
 from app.core.ids import new_id
+from conftest import every_database
+
+pytestmark = every_database
 
 PAYLOADS = ['=HYPERLINK("http://evil.example","click")', "+1+2", "-2+3", "@SUM(A1:A9)", "\tcmd", "\rcmd",
             "'=already quoted", "-", "ok"]

@@ -8,6 +8,9 @@ import re
 
 from dist_world import admit, bearer, created, dist_admin_fixture, finish, make_world  # noqa: F401 - fixture
 from test_dist_api import API
+from conftest import every_database
+
+pytestmark = every_database
 
 TR = re.compile(r"<tr class=\"(cascade|kept)\">\s*<th scope=\"row\">([^<]+)</th>\s*<td class=\"t-int\">(\d+)</td>")
 

@@ -22,8 +22,9 @@ from app.auth import rbac
 from app.auth.principal import principal_of
 from app.core.context import ctx_of
 from app.core.ids import new_id
+from app.core.retry import in_transaction
 from app.crud.rows import CrudError
-from app.crud.store import audit
+from app.crud.store import audit, write_transaction
 from app.web.render import render
 from app.web.views.common import actor_of
 
@@ -77,8 +78,7 @@ async def roles(conn: AsyncConnection) -> list[dict[str, str]]:
 async def record(request: Request, action: str, table: str, row_id: str, detail: dict[str, Any]) -> None:
     """The audit row of an admin action (app database), after its RBAC transaction committed."""
     ctx = ctx_of(request)
-    async with ctx.db.begin() as conn:
-        await audit(ctx, conn, actor_of(request), action, table, row_id, None, detail)
+    await write_transaction(ctx, lambda conn: audit(ctx, conn, actor_of(request), action, table, row_id, None, detail))
 
 
 def field(form: Any, name: str, limit: int = 255) -> str:
@@ -137,7 +137,8 @@ async def toggle(request: Request, link: Link, back: str) -> Change:
     if op not in link.ops:
         raise CrudError(400, f"op must be {link.ops[0]} or {link.ops[1]}")
     lt, end = rbac.table(link.table), rbac.table(link.end)
-    async with ctx_of(request).rbac_db.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> tuple[Any, str]:
         other = (await conn.execute(select(end.c[link.shown]).where(end.c.id == other_id))).first()
         key = await role_key_of(conn, role_id)
         if other is None or key is None:
@@ -148,5 +149,8 @@ async def toggle(request: Request, link: Link, back: str) -> Change:
             await conn.execute(delete(lt).where(*linked))
         elif (await conn.execute(select(func.count()).select_from(lt).where(*linked))).scalar_one() == 0:
             await conn.execute(insert(lt).values(id=new_id(), roleid=role_id, **{link.column: other_id}))
+        return other, key
+
+    other, key = await in_transaction(ctx_of(request).rbac_db, write, path="rbac")
     rbac.invalidate()
     return Change(op, role_id, key, other_id, other[0])

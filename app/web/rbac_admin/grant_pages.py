@@ -13,12 +13,14 @@ from urllib.parse import urlencode
 from litestar import Request
 from litestar.response import Redirect, Response
 from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth import rbac
 from app.auth.grants import PERMISSION_OPT, app_path_methods
 from app.auth.principal import principal_of
 from app.core.context import ctx_of
 from app.core.ids import new_id
+from app.core.retry import in_transaction
 from app.crud.rows import CrudError
 from app.web.rbac_admin import messages
 from app.web.rbac_admin.common import (GRANT, admin_get, admin_post, field, record, require, role_key_of, roles,
@@ -121,10 +123,14 @@ async def add_role(request: Request) -> Redirect:
         raise CrudError(422, "invalid input", {"key": "a role key is orgtype.name (letters, digits, . _ -)"})
     orgtypeid, name = rbac.split_role_key(key)
     r = rbac.table("role")
-    async with ctx_of(request).rbac_db.begin() as conn:
-        exists = (await conn.execute(select(r.c.id).where(r.c.orgtypeid == orgtypeid, r.c.name == name))).first()
-        if exists is None:
+
+    async def write(conn: AsyncConnection) -> Any:
+        found = (await conn.execute(select(r.c.id).where(r.c.orgtypeid == orgtypeid, r.c.name == name))).first()
+        if found is None:
             await conn.execute(insert(r).values(id=new_id(), orgtypeid=orgtypeid, name=name))
+        return found
+
+    exists = await in_transaction(ctx_of(request).rbac_db, write, path="rbac")
     if exists is not None:
         return messages.back(request, "/rbac/grants", messages.say(
             request, f"角色 {key} 已存在。", f"Role {key} exists already."), "error")

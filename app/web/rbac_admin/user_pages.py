@@ -17,6 +17,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Response
 from sqlalchemy import select
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth import rbac
 from app.auth.grants import PERMISSION_OPT
@@ -24,6 +25,7 @@ from app.auth.passwords import PasswordScheme
 from app.auth.principal import principal_of
 from app.auth.sessions import end_user_sessions
 from app.core.context import ctx_of
+from app.core.retry import in_transaction
 from app.crud.rows import CrudError
 from app.web.rbac_admin import messages
 from app.web.rbac_admin.common import (MEMBERSHIP, admin_get, admin_post, field, record, require, role_key_of,
@@ -139,13 +141,14 @@ async def create_user(request: Request) -> Redirect:
         return messages.back(request, _list_url(), problem, "error")
     hashed = await _hash(request, password)
     settings = ctx_of(request).settings
-    async with ctx_of(request).rbac_db.begin() as conn:
+    orgid = orgid or settings.rbac_default_orgid
+
+    async def write(conn: AsyncConnection) -> tuple[str | None, str]:
         key = await role_key_of(conn, role_id) if role_id else ""
         if key is None:
             raise CrudError(404, "no such role")
         if key:
             require(request, await role_paths(conn, key), _list_url())
-        orgid = orgid or settings.rbac_default_orgid
         if orgid == settings.rbac_default_orgid:
             await rbac.ensure_org(conn, orgid, settings.rbac_default_orgname)
         elif not await rbac.has_org(conn, orgid):
@@ -153,6 +156,9 @@ async def create_user(request: Request) -> Redirect:
         user_id = await rbac.create_user(conn, username, hashed, orgid)
         if user_id is not None and key:
             await rbac.link_role(conn, user_id, role_id)
+        return user_id, key
+
+    user_id, key = await in_transaction(ctx_of(request).rbac_db, write, path="rbac")
     if user_id is None:
         return messages.back(request, _list_url(), messages.say(
             request, f"用户名 {username} 已被使用。", f"The username {username} is taken."), "error")
@@ -180,9 +186,13 @@ async def reset_password(request: Request, id: FromPath[str]) -> Redirect:  # no
     if problem:
         return messages.back(request, _user_url(request, user_id), problem, "error")
     hashed = await _hash(request, password)
-    async with ctx_of(request).rbac_db.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> Row:
         user = await _act_on(request, conn, user_id)
         await rbac.set_password(conn, user_id, hashed)
+        return user
+
+    user = await in_transaction(ctx_of(request).rbac_db, write, path="rbac")
     ended = await end_user_sessions(ctx_of(request).db, user_id)
     await record(request, "password_reset", "users", user_id, {"user": user.username, "sessions_ended": ended})
     return messages.back(request, _user_url(request, user_id), messages.say(
@@ -200,9 +210,13 @@ async def change_status(request: Request, id: FromPath[str]) -> Redirect:  # noq
     if wanted == "disabled" and principal_of(request).user_id == user_id:
         return messages.back(request, _user_url(request, user_id), messages.say(
             request, "不能停用自己的账号。", "You cannot disable your own account."), "error")
-    async with ctx_of(request).rbac_db.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> Row:
         user = await _act_on(request, conn, user_id)
         await rbac.set_status(conn, user_id, wanted == "active")
+        return user
+
+    user = await in_transaction(ctx_of(request).rbac_db, write, path="rbac")
     rbac.invalidate()
     ended = await end_user_sessions(ctx_of(request).db, user_id) if wanted == "disabled" else 0
     await record(request, "user_enable" if wanted == "active" else "user_disable", "users", user_id,
@@ -218,11 +232,15 @@ async def change_org(request: Request, id: FromPath[str]) -> Redirect:  # noqa: 
     user_id = id
     form = await request.form()
     orgid = field(form, "orgid", 32)
-    async with ctx_of(request).rbac_db.begin() as conn:
+
+    async def write(conn: AsyncConnection) -> Row:
         if not await rbac.has_org(conn, orgid):
             raise CrudError(404, "no such organisation")
         user = await _act_on(request, conn, user_id)
         await rbac.set_org(conn, user_id, orgid)
+        return user
+
+    user = await in_transaction(ctx_of(request).rbac_db, write, path="rbac")
     await record(request, "org_set", "users", user_id, {"user": user.username, "org": orgid, "was": user.orgid})
     return messages.back(request, _user_url(request, user_id), messages.say(
         request, f"已将 {user.username} 归入组织 {orgid}。", f"{user.username} now belongs to {orgid}."))

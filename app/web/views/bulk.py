@@ -10,11 +10,12 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import JSONBody
 from litestar.response import Redirect, Response, Template
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
 from app.crud.rows import CrudError
-from app.crud.store import change_row, delete_rows
+from app.crud.store import change_row, delete_rows, write_transaction
 from app.web.error_pages import denied_page
 from app.web.errors import error_reply
 from app.web.views.common import Route, actor_of, can
@@ -48,10 +49,12 @@ async def apply_bulk(request: Request, tv: TableView, ids: list[str], action: st
     name = action.removeprefix("set:")
     if not action.startswith("set:") or name not in bulk_fields(tv):
         raise CrudError(400, "unknown bulk action", {"action": action})
-    async with ctx_of(request).db.begin() as conn:
+    async def work(conn: AsyncConnection) -> int:
         for row_id in ids:
             await change_row(ctx_of(request), conn, tv, row_id, {name: value}, actor, strict=False)
-    return len(ids)
+        return len(ids)
+
+    return await write_transaction(ctx_of(request), work)
 
 
 async def selected_rows(request: Request, tv: TableView, ids: list[str]) -> list[dict[str, Any]]:
