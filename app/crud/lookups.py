@@ -40,22 +40,31 @@ def _like(q: str, prefix_only: bool) -> str:
     return escaped + "%" if prefix_only else "%" + escaped + "%"
 
 
-def _ranked_queries(code: Code, target: TableView, q: str, cols: list, want: int) -> list:
-    """Exact, then prefix (per searched field, in the code's order), then contains."""
+def _order(target: TableView, name: str, value_col: Any) -> list:
+    """The field's order, ties broken by the value unless the field is unique on its own: then
+    the index alone gives the order and a prefix read stops at the page's end."""
+    unique = any(ix.unique and ix.fields == (name,) for ix in target.spec.indexes)
+    return [target.table.c[name]] if unique else [target.table.c[name], value_col]
+
+
+def _ranked_queries(code: Code, target: TableView, q: str, cols: list, want: int) -> list[tuple[str, Any]]:
+    """(rank, query): exact, then prefix per searched field (in the code's order), then contains.
+
+    A contains query reads only the field and the value (one index scan per field, the narrowest
+    read there is); the rows it finds are read by value afterwards."""
     tt = target.table
     value_col = tt.c[code.valuefield]
-    texts = [tt.c[n] for n in code.search_fields if target.fields[n].is_text]
-    exact = [c == q for c in texts]
+    texts = [n for n in code.search_fields if target.fields[n].is_text]
+    exact = [tt.c[n] == q for n in texts]
     try:
         exact.append(value_col == coerce(target.fields[code.valuefield], q))
     except Invalid:
         pass
-    queries = [select(*cols).where(or_(*exact)).limit(want)] if exact else []
-    queries += [select(*cols).where(c.like(_like(q, True), escape="\\")).order_by(c, value_col).limit(want)
-                for c in texts]
-    if texts:
-        contains = or_(*[c.like(_like(q, False), escape="\\") for c in texts])
-        queries.append(select(*cols).where(contains).order_by(tt.c[code.textfield], value_col).limit(want))
+    queries = [("exact", select(*cols).where(or_(*exact)).limit(want))] if exact else []
+    queries += [("prefix", select(*cols).where(tt.c[n].like(_like(q, True), escape="\\"))
+                 .order_by(*_order(target, n, value_col)).limit(want)) for n in texts]
+    queries += [("contains", select(value_col.label("_value")).where(tt.c[n].like(_like(q, False), escape="\\"))
+                 .order_by(*_order(target, n, value_col)).limit(want)) for n in texts]
     return queries
 
 
@@ -77,11 +86,19 @@ async def lookup_options(ctx: AppContext, tv: TableView, field_name: str, q: str
             rows = [r._mapping for r in (await conn.execute(stmt)).all()]
         else:
             found: dict[Any, Any] = {}
-            for stmt in _ranked_queries(code, target, q, cols, want):
+            contained: list[Any] = []
+            for rank, stmt in _ranked_queries(code, target, q, cols, want):
+                if len(found) + len(contained) >= want or (rank == "contains" and str(q) in map(str, found)):
+                    break  # the page is full, or the id itself was typed
+                for r in (await conn.execute(stmt)).all():
+                    if rank != "contains":
+                        found.setdefault(r._mapping["_value"], r._mapping)
+                    elif r[0] not in found and r[0] not in contained:
+                        contained.append(r[0])
+            if contained:
+                stmt = select(*cols).where(value_col.in_(contained)).order_by(tt.c[code.textfield], value_col)
                 for r in (await conn.execute(stmt)).all():
                     found.setdefault(r._mapping["_value"], r._mapping)
-                if len(found) >= want:
-                    break
             rows = list(found.values())[offset:offset + limit + 1]
         owners = await _owner_labels(ctx, conn, code, target, rows[:limit])
     options = [_option(code, r, owners) for r in rows[:limit]]
