@@ -4,9 +4,9 @@ A keystroke asks for the rows of the looked-up table whose value or searched fie
 `search`, else its text) match what was typed, ranked: an exact match first (the id, a code),
 then fields that start with it, then fields that contain it. Each rank is its own query, stopped
 as soon as the page is full, so the usual case (a prefix of a code) is a few index range reads
-(the compiler guarantees the indexes, `generators.lookup_indexes`); only a fragment that starts
-nothing scans. Each option says what it belongs to when the code names an `owner` (a step, its
-pipeline).
+(the compiler guarantees the indexes, `generators.lookup_indexes`). The contains rank is an index
+scan, so it runs only when nothing is or starts with what was typed, or for "more results".
+Each option says what it belongs to when the code names an `owner` (a step, its pipeline).
 """
 from __future__ import annotations
 
@@ -80,6 +80,7 @@ async def lookup_options(ctx: AppContext, tv: TableView, field_name: str, q: str
         cols.append(tt.c[code.owner])
     q = q.strip()
     want = offset + limit + 1
+    maybe_more = False
     async with ctx.db.connect() as conn:
         if not q:
             stmt = select(*cols).order_by(tt.c[code.textfield], value_col).offset(offset).limit(limit + 1)
@@ -88,8 +89,13 @@ async def lookup_options(ctx: AppContext, tv: TableView, field_name: str, q: str
             found: dict[Any, Any] = {}
             contained: list[Any] = []
             for rank, stmt in _ranked_queries(code, target, q, cols, want):
-                if len(found) + len(contained) >= want or (rank == "contains" and str(q) in map(str, found)):
-                    break  # the page is full, or the id itself was typed
+                if len(found) + len(contained) >= want:
+                    break  # the page is full
+                if rank == "contains" and found and (offset == 0 or str(q) in map(str, found)):
+                    # Something is or starts with what was typed: the scan for what merely contains
+                    # it waits for "more results" (never after an exact id).
+                    maybe_more = offset == 0 and str(q) not in map(str, found)
+                    break
                 for r in (await conn.execute(stmt)).all():
                     if rank != "contains":
                         found.setdefault(r._mapping["_value"], r._mapping)
@@ -102,7 +108,7 @@ async def lookup_options(ctx: AppContext, tv: TableView, field_name: str, q: str
             rows = list(found.values())[offset:offset + limit + 1]
         owners = await _owner_labels(ctx, conn, code, target, rows[:limit])
     options = [_option(code, r, owners) for r in rows[:limit]]
-    return {"options": options, "more": len(rows) > limit}
+    return {"options": options, "more": len(rows) > limit or maybe_more}
 
 
 async def lookup_selected(ctx: AppContext, tv: TableView, field_name: str, value: Any) -> dict[str, Any] | None:
