@@ -67,3 +67,14 @@ async def test_only_readers_of_the_looked_up_table(world):  # noqa: F811
     await world.grant("test.opsapi", "/api/pipeline_dist/distributors")
     r = await op.api("GET", "/api/pipeline_ops/pipeline_usage_log/_lookup/distributor_id", params={"q": "secret"})
     assert r.status_code == 200 and r.json()["options"][0]["text"] == "Secret Reseller"
+
+
+async def test_without_javascript_the_picker_is_an_id_input(world):  # noqa: F811
+    await seed(world.app.state.ctx, pipelines=_pipelines(3))
+    op = await world.as_user("admin", "admin-Passw0rd-1")
+    form = (await op.client.get("/pipeline_core/pipeline_steps/new", params={"pipeline_id": "p0001"})).text
+    assert 'type="text" id="f-pipeline_id" name="pipeline_id" class="picker"' in form
+    assert 'value="p0001"' in form and '<p class="picker-current">Flow number 1 (flow-1)</p>' in form
+    listing = (await op.client.get("/pipeline_core/pipeline_steps", params={"pipeline_id": "p0002"})).text
+    assert 'id="flt-pipeline_id" name="pipeline_id" class="picker"' in listing and 'value="p0002"' in listing
+    assert 'data-picker-label="Flow number 2 (flow-2)"' in listing
