@@ -15,7 +15,7 @@ from generators.spec_types import suggestion
 TOP_KEYS = {"summary", "fields", "indexes", "codes", "data"}
 SUMMARY_KEYS = {"name", "title", "titles", "primary", "catelog"}
 INDEX_KEYS = {"name", "idxtype", "idxfields"}
-CODE_KEYS = {"field", "table", "valuefield", "textfield", "cond", "on_delete"}
+CODE_KEYS = {"field", "table", "valuefield", "textfield", "cond", "on_delete", "search", "owner"}
 ON_DELETE = {"cascade", "restrict"}
 VIEW_MARKS = {"tblname", "params"}
 """Keys of a CRUD view file: one of these and no summary/fields is a view, not a table spec."""
@@ -116,10 +116,18 @@ def _codes(raw: dict, seen: set[str] | None, terr) -> list[Code]:
         if on_delete is not None and (not isinstance(on_delete, str) or on_delete not in ON_DELETE):
             terr(f"on_delete must be cascade or restrict, not {on_delete!r}", cfield)
             continue
+        search = rc.get("search") or []
+        if isinstance(search, str):
+            search = [x.strip() for x in search.split(",") if x.strip()]
+        search = names(search, f"code {cfield}: search", terr)
+        owner = rc.get("owner") or None
+        if owner is not None and not (isinstance(owner, str) and NAME_RE.match(owner)):
+            terr(f"code owner must be a field name, not {owner!r}", cfield)
+            continue
         if missing:
             continue
         code = Code(cfield, str(rc["table"]), str(rc["valuefield"]), str(rc["textfield"]),
-                    rc.get("cond") or None, on_delete)
+                    rc.get("cond") or None, on_delete, tuple(search), owner)
         if on_delete and not code.is_plain_table:
             terr("on_delete needs a plain table name, not a sub-select", cfield)
             continue
@@ -236,7 +244,8 @@ def spec_to_raw(spec: TableSpec, as_written: bool = False) -> dict:
         ]
     if spec.codes:
         raw["codes"] = [
-            {k: v for k, v in c.__dict__.items() if v is not None} for c in spec.codes
+            {k: list(v) if isinstance(v, tuple) else v for k, v in c.__dict__.items() if v not in (None, ())}
+            for c in spec.codes
         ]
     if spec.data:
         raw["data"] = [dict(row) for row in spec.data]

@@ -34,6 +34,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine
 
 from generators.column_types import DecimalDefault, InsertTime, SQLiteDecimal
+from generators.lookup_indexes import add_lookup_indexes
 from generators.raw_fields import INSERT_TIME
 from generators.spec import Field, TableSpec
 
@@ -126,6 +127,7 @@ def build_metadata(specs: Iterable[TableSpec]) -> MetaData:
     for spec in specs:
         add_table(spec, metadata)
     _add_fk_stubs(specs, metadata)
+    add_lookup_indexes(specs, metadata)
     return metadata
 
 

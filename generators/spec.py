@@ -145,6 +145,15 @@ class Code:
     textfield: str
     cond: str | None = None
     on_delete: str | None = None
+    search: tuple[str, ...] = ()
+    """Fields of `table` a picker searches (exact, then prefix, then contains); empty = `textfield`."""
+    owner: str | None = None
+    """A field of `table` that is itself a lookup (a step's `pipeline_id`): each option names it."""
+
+    @property
+    def search_fields(self) -> tuple[str, ...]:
+        """What a picker searches besides the value itself: `search`, else the shown text."""
+        return self.search or (self.textfield,)
 
     @property
     def is_plain_table(self) -> bool:

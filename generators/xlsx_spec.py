@@ -25,7 +25,8 @@ FIELD_COLUMNS = ("name", "title", "type", "length:int", "dec:int", "nullable", "
 FIELD_ALIASES = ("length", "dec")  # without ":int": parse_spec converts the text itself
 FIELD_EXTENSIONS = ("choices", "min", "max", "pattern", "format", "readonly", "widget")
 VALIDATION_COLUMNS = ("name", "oper", "value")
-CODE_COLUMNS = ("field", "table", "valuefield", "textfield", "cond", "on_delete")
+CODE_COLUMNS = ("field", "table", "valuefield", "textfield", "cond", "on_delete", "search", "owner")
+CODE_EXTENSIONS = ("search", "owner")  # written only when a code uses them, so older workbooks stay as they are
 REQUIRED = {"summary": ("name",), "fields": ("name", "type"), "validation": ("name", "oper", "value"),
             "codes": ("field", "table", "valuefield", "textfield")}
 TITLES_RE = re.compile(r"^titles\.([A-Za-z][A-Za-z0-9_-]*)$")
@@ -324,7 +325,9 @@ def xlsx_bytes(raw: dict, path: Path | str, extra: list[ExtraSheet] = ()) -> byt
     _add_sheet(wb, "validation", list(VALIDATION_COLUMNS), rows)
 
     if codes := raw.get("codes"):
-        _add_sheet(wb, "codes", list(CODE_COLUMNS), [[_cell(c.get(k)) for k in CODE_COLUMNS] for c in codes])
+        columns = [k for k in CODE_COLUMNS if k not in CODE_EXTENSIONS or any(c.get(k) for c in codes)]
+        _add_sheet(wb, "codes", columns, [[_cell(",".join(v) if isinstance(v := c.get(k), list) else v)
+                                           for k in columns] for c in codes])
 
     if data := raw.get("data"):
         order = [f.get("name") for f in fields]

@@ -16,6 +16,7 @@ from sqlalchemy import MetaData, Table
 
 from app.core.config import ROOT
 from generators.raw_spec import parse_spec
+from generators.lookup_indexes import add_lookup_indexes
 from generators.schema import add_table
 from generators.spec import Field, TableSpec
 
@@ -73,6 +74,7 @@ def _metadata(tables: dict[str, dict[str, Any]], source: Path) -> tuple[MetaData
     specs = {name: parse_spec(t["spec"], f"{source}:{name}") for name, t in tables.items()}
     for spec in specs.values():
         add_table(spec, metadata)
+    add_lookup_indexes(specs.values(), metadata)
     return metadata, specs
 
 

@@ -1,6 +1,7 @@
 """SQL built from a list page's URL parameters, outside the views (as Datasette does): the
 filters, search, sort and paging a list request may carry, checked against the spec, then
-turned into one bound statement; and the lookups that show a code's text instead of its value.
+turned into one bound statement; and the code texts a page of rows shows instead of values
+(what a picker offers is `app.crud.lookups`).
 """
 from __future__ import annotations
 
@@ -193,20 +194,3 @@ async def code_texts(ctx: AppContext, tv: TableView, rows: list[dict]) -> dict[s
                 select(tt.c[code.valuefield], tt.c[code.textfield]).where(tt.c[code.valuefield].in_(values)))
             out[code.field] = {str(v): str(text) for v, text in result.all()}
     return out
-
-
-async def lookup_options(ctx: AppContext, tv: TableView, field_name: str, q: str, limit: int = 20) -> list[dict]:
-    """Options for a code field's dropdown, searched by text: works with 100,000 rows."""
-    code = tv.spec.code_for(field_name)
-    target = ctx.catalog.tables.get(code.table) if code and code.is_plain_table else None
-    if target is None:
-        raise CrudError(404, "no lookup for this field")
-    tt = target.table
-    value_col, text_col = tt.c[code.valuefield], tt.c[code.textfield]
-    stmt = select(value_col, text_col)
-    if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(or_(text_col.like(pattern, escape="\\"), value_col == q))
-    stmt = stmt.order_by(text_col).limit(limit)
-    async with ctx.db.connect() as conn:
-        return [{"value": str(v), "text": str(t)} for v, t in (await conn.execute(stmt)).all()]

@@ -70,29 +70,51 @@ async def daily_totals(request: Request, field: str, value: str, days: list[Day]
     return [(d, int(row[f"n{i}"] or 0), Decimal(row[f"a{i}"] or 0)) for i, d in enumerate(days)]
 
 
-def svg_bars(points: list[tuple[str, int]], width: int = 620, height: int = 120) -> str:
-    """A bar chart as plain SVG markup (no script, no inline CSS: the CSP stays strict)."""
-    top = max((v for _, v in points), default=0) or 1
-    bar = width / max(len(points), 1)
+def nice_ticks(top: int, count: int = 4) -> list[int]:
+    """Round y-axis ticks from 0 up to at least `top` (steps of 1, 2 or 5 × 10ⁿ), about `count` of them."""
+    raw = max(top, 1) / count
+    magnitude = 10 ** max(len(str(int(raw))) - 1, 0)
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return list(range(0, -(-max(top, 1) // step) * step + 1, step))
+
+
+def svg_bars(points: list[tuple[str, int]], y_title: str = "", width: int = 640, height: int = 150) -> str:
+    """A bar chart as plain SVG markup (no script, no inline CSS: the CSP stays strict).
+
+    Axes with ticks: the y axis labelled in a left margin (round values, the top one at or above
+    the tallest bar, so no label sits on a bar), the x axis with a date about every week."""
+    left, bottom, top_pad = 44, 22, 24
+    plot_w, plot_h = width - left - 4, height - bottom - top_pad
+    ticks = nice_ticks(max((v for _, v in points), default=0))
+    scale = plot_h / ticks[-1]
+    bar = plot_w / max(len(points), 1)
+    base = top_pad + plot_h
+    grey = 'fill="#5b6474" font-size="11"'
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height + 18}" width="{width}" height="{height + 18}" '
-        f'role="img" aria-label="{escape(points[0][0])} – {escape(points[-1][0])}">'
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="{escape(y_title)} {escape(points[0][0])} – {escape(points[-1][0])}">'
     ]
+    if y_title:
+        parts.append(f'<text x="0" y="10" {grey}>{escape(y_title)}</text>')
+    for t in ticks:
+        y = round(base - t * scale, 1)
+        parts.append(f'<line x1="{left}" y1="{y}" x2="{width - 4}" y2="{y}" stroke="#e3e7ee"/>'
+                     f'<text x="{left - 6}" y="{y + 4}" text-anchor="end" {grey}>{t}</text>')
     for i, (label, value) in enumerate(points):
-        h = round(value / top * height, 1)
-        x = round(i * bar + 1, 1)
+        h = round(value * scale, 1)
+        x = round(left + i * bar + 1, 1)
         parts.append(
-            f'<rect x="{x}" y="{height - h}" width="{max(bar - 2, 1):.1f}" height="{h}" fill="#2458c6">'
+            f'<rect x="{x}" y="{round(base - h, 1)}" width="{max(bar - 2, 1):.1f}" height="{h}" fill="#2458c6">'
             f"<title>{escape(label)}: {value}</title></rect>"
         )
-    for i in (0, len(points) - 1):
-        anchor = "start" if i == 0 else "end"
-        x = 0 if i == 0 else width
-        parts.append(
-            f'<text x="{x}" y="{height + 14}" font-size="11" text-anchor="{anchor}" fill="#5b6474">'
-            f"{escape(points[i][0])}</text>"
-        )
-    parts.append(f'<text x="{width}" y="11" font-size="11" text-anchor="end" fill="#5b6474">max {top}</text></svg>')
+    every = max(1, round(len(points) / 5))
+    for i in range(len(points) - 1, -1, -every):  # the last day always labelled, then back a step at a time
+        x = round(left + (i + 0.5) * bar, 1)
+        anchor = "end" if i == len(points) - 1 else ("start" if x - left < 20 else "middle")
+        parts.append(f'<line x1="{x}" y1="{base}" x2="{x}" y2="{base + 4}" stroke="#5b6474"/>'
+                     f'<text x="{x}" y="{base + 16}" text-anchor="{anchor}" {grey}>{escape(points[i][0][5:])}</text>')
+    parts.append(f'<line x1="{left}" y1="{base}" x2="{width - 4}" y2="{base}" stroke="#5b6474"/>'
+                 f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{base}" stroke="#5b6474"/></svg>')
     return "".join(parts)
 
 
@@ -105,9 +127,10 @@ async def chart_block(request: Request, field: str, value: str, days: int = 30) 
     title = "Calls per day, last 30 days" if lang == "en" else "近 30 天每日调用"
     link = f"/pipeline_ops/usage_daily?{field}={escape(value)}"
     more = "Daily report" if lang == "en" else "每日报表"
+    y_axis = "calls" if lang == "en" else "调用次数"
     return (
         f'<section class="panel usage-chart"><h2>{title} <small>({calls}, {amount.quantize(Decimal("0.01"))})'
-        f"</small></h2>{svg_bars([(d.day.isoformat(), n) for d, n, _ in totals])}"
+        f"</small></h2>{svg_bars([(d.day.isoformat(), n) for d, n, _ in totals], y_axis)}"
         f"{await refusals_block(request, field, value, days)}"
         f'<p><a href="{link}">{more}</a></p></section>'
     )

@@ -11,13 +11,15 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Response
 
 from app.core.context import ctx_of
-from app.crud.query import list_rows, lookup_options, parse_list_query
+from app.crud.lookups import MAX_DEPTH, MAX_PAGE, PAGE, lookup_options, lookup_target
+from app.crud.query import list_rows, parse_list_query
 from app.crud.rows import CrudError, public
 from app.crud.store import create_row, delete_rows, update_row
 from app.web.errors import OPERATOR_ERRORS
+from app.web.ui import lang_of
 from app.web.views.actions import action_endpoint
 from app.web.views.bulk import bulk_endpoint
-from app.web.views.common import Route, actor_of, row_or_404
+from app.web.views.common import Route, actor_of, can, row_or_404
 
 Endpoint = Callable[..., Awaitable[Any]]
 
@@ -41,13 +43,33 @@ def get_endpoint(r: Route) -> Endpoint:
     return api_get
 
 
+def _bounded(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    try:
+        value = default if raw in (None, "") else int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise CrudError(400, "bad lookup parameters", {name: f"a whole number from {low} to {high}"})
+    return value
+
+
 def lookup_endpoint(r: Route) -> Endpoint:
+    """A picker's search. The route's own grant opens it, and it answers only a user who may also
+    read the table it reads from (its list page or JSON list): a grant on the steps' API must not
+    list every distributor."""
     tv = r.table
 
-    async def api_lookup(request: Request, field: FromPath[str]) -> list[dict[str, str]]:
-        if field not in tv.view["lookups"]:
-            raise CrudError(404, "no lookup for this field")
-        return await lookup_options(ctx_of(request), tv, field, request.query_params.get("q", "")[:100])
+    async def api_lookup(request: Request, field: FromPath[str]) -> dict[str, Any]:
+        ctx = ctx_of(request)
+        code, target = lookup_target(ctx, tv, field)
+        if not (can(request, target.api) or can(request, target.base)):
+            raise CrudError(403, f"reading {target.api} is not granted", {"path": target.api})
+        limit = _bounded(request, "limit", PAGE, 1, MAX_PAGE)
+        offset = _bounded(request, "offset", 0, 0, MAX_DEPTH)
+        result = await lookup_options(ctx, tv, field, request.query_params.get("q", "")[:100], limit, offset)
+        owner = target.fields[code.owner].label(lang_of(request)) if code.owner else ""
+        return {**result, "offset": offset, "owner_title": owner}
 
     return api_lookup
 
@@ -94,7 +116,7 @@ class Operation(NamedTuple):
 OPERATIONS = (
     Operation("api_list", "GET", "list_{table}", "List {title}", 200, list_endpoint),
     Operation("api_get", "GET", "get_{table}", "Get one of {title}", 200, get_endpoint),
-    Operation("lookup", "GET", "lookup_{table}", "Search dropdown options of {title}", 200, lookup_endpoint),
+    Operation("lookup", "GET", "lookup_{table}", "Search a lookup of {title}, ranked and paged", 200, lookup_endpoint),
     Operation("api_create", "POST", "create_{table}", "Create one of {title}", 201, create_endpoint),
     Operation("api_write", "PUT", "replace_{table}", "Update one of {title}", 200, update_endpoint),
     Operation("api_write", "PATCH", "patch_{table}", "Update some fields of one of {title}", 200, update_endpoint),

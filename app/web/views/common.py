@@ -11,7 +11,7 @@ from litestar.response import Response
 
 from app.core.catalog import TableView
 from app.core.context import AppContext, ctx_of
-from app.crud.query import lookup_options
+from app.crud.lookups import lookup_selected
 from app.crud.rows import Actor, CrudError, jsonable
 from app.crud.store import get_row
 from app.web.errors import error_reply
@@ -92,21 +92,20 @@ def form_values(tv: TableView, row: dict) -> dict[str, str]:
     return out
 
 
-async def lookup_choices(
-    request: Request, tv: TableView, names: list[str], current: dict[str, Any], limit: int
-) -> dict[str, list[dict]]:
-    """The first options of each lookup field in `names`, plus its current value so it stays selected."""
+async def picked_options(
+    request: Request, tv: TableView, names: list[str], current: dict[str, Any]
+) -> dict[str, dict]:
+    """The chosen option of each lookup field in `names` that has a value: what its picker shows
+    (the options themselves come from the lookup route as the user types)."""
     ctx = ctx_of(request)
-    options = {}
+    picked = {}
     for name in names:
-        if name not in tv.view["lookups"]:
-            continue
-        opts = await lookup_options(ctx, tv, name, "", limit=limit)
         value = current.get(name)
-        if value not in (None, "") and all(o["value"] != value for o in opts):
-            opts = await lookup_options(ctx, tv, name, str(value), limit=1) + opts
-        options[name] = opts
-    return options
+        if name in tv.view["lookups"] and value not in (None, ""):
+            option = await lookup_selected(ctx, tv, name, value)
+            if option is not None:
+                picked[name] = option
+    return picked
 
 
 def heading_of(tv: TableView, row: dict) -> str:

@@ -14,7 +14,7 @@ from app.crud.rows import CrudError
 from app.crud.store import create_row, update_row
 from app.web.render import render
 from app.web.ui import lang_of
-from app.web.views.common import Route, actor_of, form_values, lookup_choices, row_or_404
+from app.web.views.common import Route, actor_of, form_values, picked_options, row_or_404
 
 
 def create_page(route: Route) -> list[HTTPRouteHandler]:
@@ -78,7 +78,7 @@ class RowForm:
             tv=tv,
             values=values,
             errors=errors,
-            options=await lookup_choices(request, tv, tv.view["form_fields"], values, limit=50),
+            picked=await picked_options(request, tv, tv.view["form_fields"], values),
             heading=heading,
             action=f"{tv.base}/{row_id}/edit" if self.editing else f"{tv.base}/new",
             row_id=row_id,

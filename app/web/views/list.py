@@ -14,7 +14,7 @@ from app.crud.query import code_texts, list_rows, parse_list_query
 from app.web.render import render
 from app.web.ui import lang_of
 from app.web.views.bulk import bulk_ops
-from app.web.views.common import Route, can, display, lookup_choices
+from app.web.views.common import Route, can, display, picked_options
 
 
 def list_page(route: Route) -> list[HTTPRouteHandler]:
@@ -41,7 +41,7 @@ def list_page(route: Route) -> list[HTTPRouteHandler]:
             query={"q": lq.q, "after": lq.after},
             ranges=ranges,
             filters={k: str(v) for k, v in lq.filters.items()},
-            filter_options=await lookup_choices(request, tv, tv.view["filter_fields"], lq.filters, limit=100),
+            picked=await picked_options(request, tv, tv.view["filter_fields"], lq.filters),
             sort=sort,
             self_url=self_url,
             page_url=lambda n: self_url(page=n),
