@@ -48,6 +48,9 @@ def table_routes(module: str, table: str, view: dict) -> list[dict]:
               if not (writable_only and view["noedit"])]
     if view.get("lookups"):
         routes.append({"path": f"{bases['api']}/_lookup/{{field}}", "methods": ["GET"], "kind": "lookup"})
+    if view.get("ordering") and not view["noedit"]:
+        routes += [{"path": f"{bases['page']}/{{id}}/move", "methods": ["POST"], "kind": "move"},
+                   {"path": f"{bases['api']}/{{id}}/move", "methods": ["POST"], "kind": "api_move"}]
     for act in view["actions"]:
         for kind, under in (("action", "page"), ("api_action", "api")):
             routes.append({"path": f"{bases[under]}/{{id}}/{act['name']}", "methods": ["POST"], "kind": kind,

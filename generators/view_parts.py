@@ -205,3 +205,24 @@ def data_filter(raw: Any, spec: TableSpec, f: Findings) -> dict[str, str]:
             f.warn(f"data_filter.{name} = {raw[name]!r} is ignored: only {{{{userid}}}} and {{{{userorgid}}}} "
                    f"(the logged-in user's own rows) filter here", name)
     return logined
+
+
+def ordering(raw: Any, spec: TableSpec, f: Findings) -> dict[str, str] | None:
+    """ordering {field, group}: the integer column users reorder rows by (rows sharing a value move
+    together, as parallel steps do), within the rows sharing `group` (the parent). Gives the
+    table move up/down routes that renumber in one transaction."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"field": raw}
+    if not isinstance(raw, dict) or not isinstance(raw.get("field"), str):
+        f.error("ordering must be a field name or {field, group}")
+        return None
+    f.extra_keys(raw, {"field", "group"}, "ordering")
+    names = f.fields(spec, [raw["field"]] + ([raw["group"]] if raw.get("group") else []), "ordering")
+    if raw["field"] not in names or (raw.get("group") and raw["group"] not in names):
+        return None
+    if not spec.field(raw["field"]).is_int:
+        f.error(f"ordering field {raw['field']!r} must be an integer column", raw["field"])
+        return None
+    return {"field": raw["field"], "group": raw.get("group") or ""}

@@ -13,7 +13,7 @@ from typing import Any
 
 from generators.spec import SpecError, SpecWarning, TableSpec
 from generators.spec_types import suggestion
-from generators.view_parts import Findings, actions, as_list, browserfields, data_filter, subtables
+from generators.view_parts import Findings, actions, as_list, browserfields, data_filter, ordering, subtables
 
 SYSTEM_FIELDS = ("created_at", "updated_at", "created_by")
 GENERATOR_KEYS = ("models_dir", "output_dir", "dbname")
@@ -25,7 +25,7 @@ PARAM_KEYS = {
     "sortby", "sort", "confidential_fields", "logined_userid", "logined_userorgid", "browserfields",
     "editexclouded", "edit_exclouded_fields", "editfields", "subtables", "record_toolbar", "toolbar",
     "binds", "noedit", "editable", "search_fields", "searchfields", "filter_fields", "range_fields",
-    "page_rows", "menu", "internal", "big", "title", "data_filter", "relation", "editor", *URL_KEYS,
+    "page_rows", "menu", "internal", "big", "title", "data_filter", "relation", "editor", "ordering", *URL_KEYS,
     *TREE_KEYS,
 }
 
@@ -168,6 +168,7 @@ def check_view(spec: TableSpec, raw: Any, source: str, specs: dict[str, TableSpe
         "range_fields": ranges,
         "subtables": subs,
         "actions": actions(params, f),
+        "ordering": ordering(params.get("ordering"), spec, f),
         "logined": logined,
         "noedit": bool(params.get("noedit", False)) or editable is False,
         "page_rows": _page_rows(params.get("page_rows"), f),

@@ -59,3 +59,28 @@ document.querySelectorAll("input[data-filter-cols]").forEach((input) => {
     });
   });
 });
+
+// Reordering rows (a pipeline's steps): drag a row onto another to move it (and the steps it
+// runs in parallel with) to that row's place. It submits the same move form the ↑/↓ buttons
+// use, so the server renumbers in one transaction and the page comes back with its message.
+document.querySelectorAll("tbody[data-reorder]").forEach((body) => {
+  let dragged = null;
+  body.querySelectorAll("tr[data-move]").forEach((row) => {
+    row.addEventListener("dragstart", (e) => { dragged = row; e.dataTransfer.effectAllowed = "move"; });
+    row.addEventListener("dragover", (e) => { if (dragged && dragged !== row) { e.preventDefault(); row.classList.add("drop"); } });
+    row.addEventListener("dragleave", () => row.classList.remove("drop"));
+    row.addEventListener("drop", (e) => {
+      e.preventDefault();
+      row.classList.remove("drop");
+      if (!dragged || dragged === row || dragged.dataset.pos === row.dataset.pos) return;
+      const form = dragged.querySelector("td.move form").cloneNode(true);
+      form.querySelectorAll("button").forEach((b) => b.remove());
+      const to = document.createElement("input");
+      Object.assign(to, { type: "hidden", name: "to", value: row.dataset.pos });
+      form.append(to);
+      form.hidden = true;
+      document.body.append(form);
+      form.submit();
+    });
+  });
+});

@@ -42,4 +42,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.setdefault("principal", principal_of(request))
     context.setdefault("menu", menu_for(request))
     context.setdefault("lang", lang_of(request))
-    return Template(template_name=template, context=context, status_code=status_code)
+    from app.web.notices import with_notice
+
+    page = Template(template_name=template, context=context, status_code=status_code)
+    return with_notice(request, page, context)

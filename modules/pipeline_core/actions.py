@@ -92,13 +92,18 @@ async def versions_block(request: Request, tv: TableView, row: dict[str, Any]) -
 
 
 ACTIONS = {"pipelines": {"publish": publish_action, "rollback": rollback_action}}
+
+
 async def pipeline_page_blocks(request: Request, tv: TableView, row: dict[str, Any]) -> list[str]:
     """The pipeline's page: its versions, its effective prices, and today's usage against quotas."""
     from modules.pipeline_ops.pricing import prices_block, usage_block
     from modules.pipeline_ops.usage_report import pipeline_chart
 
-    return [*await versions_block(request, tv, row), await prices_block(request, tv, row),
-            await usage_block(request, tv, row), await pipeline_chart(request, tv, row)]
+    from modules.pipeline_core.lanes import flow_block
+
+    return [await flow_block(request, tv, row), *await versions_block(request, tv, row),
+            await prices_block(request, tv, row), await usage_block(request, tv, row),
+            await pipeline_chart(request, tv, row)]
 
 
 EXTRAS = {"pipelines": pipeline_page_blocks}

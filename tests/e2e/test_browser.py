@@ -53,7 +53,7 @@ def shot(page, server, name: str) -> None:
 
 def submit(page) -> None:
     with page.expect_navigation():
-        page.click("form.record-form button[type=submit]")
+        page.click("form.record-form button[type=submit]:not([name])")
 
 
 def record_id(page) -> str:
@@ -80,7 +80,7 @@ def test_operator_day(page, server, tmp_path):
         page.fill("#f-name", f"Flow {n}")
         page.select_option("#f-status", "active")
         submit(page)
-        assert "已保存" in page.content()
+        assert f"已新增产线「Flow {n}」。" in page.content()
         ids.append(record_id(page))
     pid = ids[0]
     for seq, (name, group) in enumerate([("ingest", ""), ("ocr", "g1"), ("translate", "g1")], start=1):
@@ -91,14 +91,15 @@ def test_operator_day(page, server, tmp_path):
         page.fill("#f-parallel_group", group)
         page.fill("#f-config", '{"lang": "zh"}')
         submit(page)
-        assert "已保存" in page.content(), page.content()[:3000]
+        assert f"已新增步骤「{name}」。" in page.content(), page.content()[:3000]
+        assert f"/pipeline_core/pipelines/{pid}#row-" in page.url  # back on its pipeline, at the new step
 
     # a list price for the whole pipeline, then publish
     page.goto(f"/pipeline_ops/pipeline_pricing/new?pipeline_id={pid}")
     page.fill("#f-unit_price", "0.120000")
     page.fill("#f-effective_from", "2026-01-01T00:00:00")
     submit(page)
-    assert "已保存" in page.content(), page.content()[:3000]
+    assert "已新增一条定价记录。" in page.content(), page.content()[:3000]
     page.goto(f"/pipeline_core/pipelines/{pid}")
     page.fill("form.pipeline-publish input[name=note]", "first release")
     with page.expect_navigation():
@@ -151,7 +152,7 @@ def test_operator_day(page, server, tmp_path):
     page.set_input_files("#import-file", str(sheet))
     page.check("input[name=mode][value=all]")
     with page.expect_navigation():
-        page.click("form.record-form button[type=submit]")
+        page.click("form.record-form button[type=submit]:not([name])")
     assert "未写入" in page.content()
     assert re.search(r"<td>3</td><td>单价</td>", page.content())
     shot(page, server, "import-errors")
@@ -162,7 +163,7 @@ def test_operator_day(page, server, tmp_path):
     page.set_input_files("#import-file", str(sheet))
     page.check("input[name=mode][value=all]")
     with page.expect_navigation():
-        page.click("form.record-form button[type=submit]")
+        page.click("form.record-form button[type=submit]:not([name])")
     assert "已导入 2 / 2" in page.content(), page.content()[:3000]
     page.goto("/pipeline_ops/pipeline_pricing")
     assert "2.250000" in page.content()

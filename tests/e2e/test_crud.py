@@ -112,7 +112,8 @@ def test_every_table_through_forms_and_api(server):
         # create through the HTML form
         r = op.submit(f"{base}/new", data)
         assert r.status_code == 303, (table, r.status_code, r.text[:2000])
-        row_id = r.headers["location"].split("/")[-1].split("?")[0]
+        location = r.headers["location"]  # the row's page, or its parent's page at the row
+        row_id = location.split("#row-")[1] if "#row-" in location else location.split("/")[-1]
         created[table] = row_id
         page = op.http.get(f"{base}/{row_id}")
         assert page.status_code == 200

@@ -60,9 +60,11 @@ async def test_pipeline_with_usage_is_kept_and_archived_instead(dist_admin):
 
     # archive instead: the status changes through the edit checks, with a message
     r = await admin.form(f"{base}/{w.pipeline_id}/delete", {"retire": "1"})
-    assert r.status_code == 303 and r.headers["location"].endswith("?_retired=archived")
+    assert r.status_code == 303 and r.headers["location"] == f"{base}/{w.pipeline_id}"
     record = await admin.client.get(r.headers["location"])
-    assert "未删除，已改为「归档」" in record.text
+    assert "未删除：产线「" in record.text and "」已改为「归档」，历史记录保留。" in record.text
+    again = await admin.client.get(r.headers["location"])
+    assert "未删除" not in again.text  # the message is shown once
     got = (await admin.api("GET", f"/api/pipeline_core/pipelines/{w.pipeline_id}")).json()
     assert got["status"] == "archived"
     archived_page = await admin.client.get(f"{base}/{w.pipeline_id}/delete")
@@ -89,8 +91,8 @@ async def test_deletes_take_their_parts_and_say_so(admin):
     assert dependents_on(page.text) == {"步骤": ("cascade", 2), "定价": ("cascade", 1)}
     assert ">s1</a>" in page.text and ">s2</a>" in page.text and "删除后无法恢复" in page.text
     r = await admin.form(f"{base}/{p['id']}/delete", {})
-    assert r.status_code == 303 and r.headers["location"] == f"{base}?_deleted=1"
-    assert "已删除 1 条记录" in (await admin.client.get(r.headers["location"])).text
+    assert r.status_code == 303 and r.headers["location"] == base
+    assert "已删除 1 条产线记录。" in (await admin.client.get(r.headers["location"])).text
     for s in steps:
         assert (await admin.api("GET", f"/api/pipeline_core/pipeline_steps/{s['id']}")).status_code == 404
     listed = (await admin.api("GET", "/api/pipeline_ops/pipeline_pricing")).json()
@@ -104,6 +106,6 @@ async def test_deletes_take_their_parts_and_say_so(admin):
     confirm = await admin.form(f"{base}/bulk", {"op": "delete", "ids": ids})
     assert confirm.status_code == 200 and "确认删除" in confirm.text and confirm.text.count('name="ids"') == 2
     done = await admin.form(f"{base}/bulk", {"op": "delete", "confirm": "1", "ids": ids})
-    assert done.status_code == 303 and done.headers["location"] == f"{base}?_deleted=2"
-    assert "已删除 2 条记录" in (await admin.client.get(done.headers["location"])).text
+    assert done.status_code == 303 and done.headers["location"] == base
+    assert "已删除 2 条产线记录。" in (await admin.client.get(done.headers["location"])).text
     assert (await admin.api("GET", "/api/pipeline_core/pipelines")).json()["total"] == 0

@@ -13,7 +13,9 @@ from litestar.response import Redirect, Response, Template
 from app.core.catalog import TableView
 from app.core.hooks import hook
 from app.crud.rows import CrudError
+from app.web.notices import notice_redirect, text_of
 from app.web.render import render
+from app.web.ui import lang_of
 from app.web.views.common import Route
 from app.web.views.record import record_context
 
@@ -27,6 +29,15 @@ def action_of(route: Route) -> Action:
     if impl is None:
         raise RuntimeError(f"{tv.module}.{tv.name}: action {route.action!r} has no implementation")
     return impl
+
+
+def route_action(tv: TableView, name: str) -> dict[str, Any]:
+    """The view's declaration of action `name` (its label and labels)."""
+    return next(a for a in tv.view["actions"] if a["name"] == name)
+
+
+def label_of(act: dict[str, Any], lang: str) -> str:
+    return (act.get("labels") or {}).get(lang) or act.get("label") or act["name"]
 
 
 def action_endpoint(route: Route) -> Callable[..., Awaitable[Any]]:
@@ -61,9 +72,13 @@ def action_page(route: Route) -> list[HTTPRouteHandler]:
                 flash=[{"kind": "error", "text": exc.message + "".join(f"; {k}: {v}" for k, v in exc.errors.items())}],
             )
         secret = result.pop("_secret", None) if isinstance(result, dict) else None
+        context = await record_context(request, tv, id)
+        params = {**{k: v for k, v in (result or {}).items() if isinstance(v, (str, int, float))},
+                  "requested": data.get("version_no"), "name": context["heading"],
+                  "action": label_of(route_action(tv, route.action), lang_of(request))}
         if secret:
-            context = await record_context(request, tv, id)
-            return render(request, "record.html", **context, secret=secret)
-        return Redirect(path=f"{tv.base}/{id}?saved=1", status_code=303)
+            note = {"kind": "ok", "text": text_of(f"action.{route.action}", params, lang_of(request))}
+            return render(request, "record.html", **context, secret=secret, flash=[note])
+        return notice_redirect(request, f"{tv.base}/{id}", f"action.{route.action}", **params)
 
     return [post(route.path, name=f"{tv.name}.{route.action}", include_in_schema=False)(page)]

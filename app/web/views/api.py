@@ -20,6 +20,7 @@ from app.web.ui import lang_of
 from app.web.views.actions import action_endpoint
 from app.web.views.bulk import bulk_endpoint
 from app.web.views.common import Route, actor_of, can, row_or_404
+from app.web.views.move import move_endpoint
 
 Endpoint = Callable[..., Awaitable[Any]]
 
@@ -122,6 +123,7 @@ OPERATIONS = (
     Operation("api_write", "PATCH", "patch_{table}", "Update some fields of one of {title}", 200, update_endpoint),
     Operation("api_write", "DELETE", "delete_{table}", "Delete one of {title}", 204, delete_endpoint),
     Operation("api_bulk", "POST", "bulk_{table}", "Delete or set a field on many rows of {table}", 201, bulk_endpoint),
+    Operation("api_move", "POST", "move_{table}", "Move one of {title} up or down its group", 200, move_endpoint),
     Operation("api_action", "POST", "{action}_{table}", "{action} ({table})", 201, action_endpoint),
 )
 API_KINDS = tuple(dict.fromkeys(op.kind for op in OPERATIONS))

@@ -14,6 +14,7 @@ from app.core.context import ctx_of
 from app.crud.dependents import DeletePlan, retire_choice
 from app.crud.rows import CrudError
 from app.crud.store import delete_rows, plan_delete, update_row
+from app.web.notices import notice_redirect
 from app.web.render import render
 from app.web.ui import lang_of
 from app.web.views.common import Route, actor_of, can, heading_of, row_or_404
@@ -61,7 +62,7 @@ async def confirmed_delete(request: Request, tv: TableView, rows: list[dict[str,
         if exc.status == 404:
             raise
         return await confirm_page(request, tv, rows, bulk=bulk, status_code=exc.status, form_error=exc.message)
-    return Redirect(path=f"{tv.base}?_deleted={count}", status_code=303)
+    return notice_redirect(request, tv.base, "deleted", n=count, table=tv.title(lang_of(request)))
 
 
 def delete_page(route: Route) -> list[HTTPRouteHandler]:
@@ -93,4 +94,6 @@ async def retire(request: Request, tv: TableView, row: dict[str, Any]) -> Redire
     if not can(request, f"{tv.base}/{row_id}/edit"):
         raise CrudError(403, "you may not edit this row")
     await update_row(ctx_of(request), tv, row_id, {choice[0]: choice[1]}, actor_of(request), strict=False)
-    return Redirect(path=f"{tv.base}/{row_id}?_retired={choice[1]}", status_code=303)
+    status = next((c.label(lang_of(request)) for c in tv.fields[choice[0]].choices if c.value == choice[1]), choice[1])
+    return notice_redirect(request, f"{tv.base}/{row_id}", "retired", table=tv.title(lang_of(request)),
+                           name=heading_of(tv, row), status=status)

@@ -12,9 +12,11 @@ from app.core.catalog import TableView
 from app.core.context import ctx_of
 from app.crud.rows import CrudError
 from app.crud.store import create_row, update_row
+from app.web.notices import notice_redirect
 from app.web.render import render
 from app.web.ui import lang_of
-from app.web.views.common import Route, actor_of, form_values, picked_options, row_or_404
+from app.web.views.common import Route, actor_of, form_values, heading_of, picked_options, row_or_404
+from app.web.views.parents import Parent, crumbs_of, parent_of
 
 
 def create_page(route: Route) -> list[HTTPRouteHandler]:
@@ -66,6 +68,10 @@ class RowForm:
         status: int = 200,
     ) -> Template:
         tv, lang = self.tv, lang_of(request)
+        parent = parent_of(request, tv, values, prefer=str(request.query_params.get("_parent", "")))
+        crumbs = await crumbs_of(request, tv, values, parent)
+        if self.editing:
+            crumbs.append({"href": f"{tv.base}/{row_id}", "text": heading_of(tv, {**values, tv.pk: row_id})})
         heading = (
             f"{'Edit' if lang == 'en' else '编辑'} {tv.title(lang)}"
             if self.editing
@@ -82,7 +88,9 @@ class RowForm:
             heading=heading,
             action=f"{tv.base}/{row_id}/edit" if self.editing else f"{tv.base}/new",
             row_id=row_id,
-            back=f"{tv.base}/{row_id}" if self.editing else tv.base,
+            back=f"{tv.base}/{row_id}" if self.editing else (parent.href if parent else tv.base),
+            crumbs=crumbs,
+            parent_field=parent.field if parent and not self.editing else "",
             lookup_base=f"{tv.api}/_lookup",
             form_error=form_error,
         )
@@ -121,4 +129,20 @@ class RowForm:
                 "" if exc.errors else exc.message,
                 status=exc.status if exc.status in (409, 422) else 400,
             )
-        return Redirect(path=f"{tv.base}/{row[tv.pk]}?saved=1", status_code=303)
+        parent = parent_of(request, tv, row, prefer=str(form.get("_parent") or ""))
+        name = heading_of(tv, row)
+        kind = ("updated" if self.editing else "created") + (".unnamed" if name == str(row[tv.pk]) else "")
+        return notice_redirect(request, self.next_path(row, parent, str(form.get("_next") or "")), kind,
+                               table=tv.title(lang_of(request)), name=name)
+
+    def next_path(self, row: dict, parent: Parent | None, wanted: str) -> str:
+        """Where a saved form goes: another blank form (under the same parent), the same form
+        again, the parent record the row belongs to, or the row's own page."""
+        tv = self.tv
+        if wanted == "add":
+            return f"{tv.base}/new" + (f"?{parent.field}={parent.row_id}&_parent={parent.field}" if parent else "")
+        if wanted == "continue":
+            return f"{tv.base}/{row[tv.pk]}/edit"
+        if parent is not None:
+            return f"{parent.href}#row-{row[tv.pk]}"
+        return f"{tv.base}/{row[tv.pk]}"

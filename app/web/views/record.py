@@ -1,6 +1,7 @@
 """The record page of a row: its fields, toolbar actions, subtables, module blocks and history."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from litestar import Request, get
@@ -15,6 +16,7 @@ from app.crud.rows import public
 from app.web.render import render
 from app.web.ui import lang_of
 from app.web.views.common import Route, can, display, heading_of, row_or_404
+from app.web.views.parents import crumbs_of
 
 
 def record_page(route: Route) -> list[HTTPRouteHandler]:
@@ -44,7 +46,7 @@ async def record_context(request: Request, tv: TableView, row_id: str) -> dict[s
         actions=actions,
         subtables=await subtable_blocks(request, tv, row_id),
         can_edit=not tv.view["noedit"] and can(request, f"{tv.base}/{row_id}/edit"),
-        saved=request.query_params.get("saved") == "1",
+        crumbs=await crumbs_of(request, tv, row),
         extra_blocks=await record_extras(request, tv, row),
         history=await history_of(request, tv, row_id),
     )
@@ -69,7 +71,10 @@ async def subtable_blocks(request: Request, tv: TableView, row_id: str) -> list[
                 "result": result,
                 "columns": columns,
                 "show": display(stv, texts, lang_of(request)),
+                "name_of": partial(heading_of, stv),
                 "can_create": not stv.view["noedit"] and can(request, f"{stv.base}/new"),
+                "can_move": bool(stv.view.get("ordering")) and not stv.view["noedit"] and bool(result["rows"])
+                and can(request, f"{stv.base}/{result['rows'][0][stv.pk]}/move"),
             }
         )
     return blocks

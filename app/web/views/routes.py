@@ -19,6 +19,7 @@ from app.web.views.export import export_csv, export_xlsx
 from app.web.views.form import create_page, edit_page
 from app.web.views.importer import import_page, import_template
 from app.web.views.list import list_page
+from app.web.views.move import move_page
 from app.web.views.page import check_pages_declared, module_page
 from app.web.views.record import record_page
 
@@ -36,6 +37,7 @@ FACTORIES: dict[str, Factory] = {
     "import_template": import_template,
     "bulk": bulk_page,
     "action": action_page,
+    "move": move_page,
     "page": module_page,
     **{kind: api_routes for kind in API_KINDS},
 }

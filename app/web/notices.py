@@ -1,0 +1,90 @@
+"""The message after an action (as Django admin's messages): set on the redirect, shown once by
+the next page, naming what happened ("published version 3", not a generic "saved").
+
+It travels in a short-lived signed cookie rather than in the database or the worker's memory:
+whichever worker serves the next page shows it, and a crafted link cannot make the app claim
+that something happened (the query string could).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections import defaultdict
+from typing import Any
+
+from litestar import Request
+from litestar.response import Redirect, Response
+
+from app.core.context import ctx_of
+from app.web.ui import lang_of
+
+COOKIE = "notice"
+MAX_AGE = 60
+
+# kind → (zh, en); {placeholders} come from the action's params (a missing one reads as empty).
+MESSAGES: dict[str, tuple[str, str]] = {
+    "created": ("已新增{table}「{name}」。", "{table} “{name}” created."),
+    "updated": ("已保存{table}「{name}」。", "{table} “{name}” saved."),
+    "created.unnamed": ("已新增一条{table}记录。", "{table} row created."),
+    "updated.unnamed": ("已保存这条{table}记录。", "{table} row saved."),
+    "deleted": ("已删除 {n} 条{table}记录。", "Deleted {n} {table} row(s)."),
+    "retired": ("未删除：{table}「{name}」已改为「{status}」，历史记录保留。",
+                "Not deleted: {table} “{name}” set to “{status}”, its history kept."),
+    "moved": ("已将{table}「{name}」移到第 {position} 位。", "Moved {table} “{name}” to position {position}."),
+    "imported": ("导入完成：新增 {inserted}，更新 {updated}，未变 {unchanged}。",
+                 "Imported: {inserted} added, {updated} updated, {unchanged} unchanged."),
+    "action": ("已完成「{action}」：{name}。", "{action} done: {name}."),
+    "action.publish": ("已发布「{name}」的版本 {version_no}。", "Published version {version_no} of “{name}”."),
+    "action.rollback": ("已将「{name}」回滚到版本 {requested}（新版本 {version_no}）。",
+                        "Rolled “{name}” back to version {requested} (new version {version_no})."),
+    "action.generate_key": ("已为「{name}」生成 API 密钥。", "API key generated for “{name}”."),
+    "action.rotate_key": ("已轮换「{name}」的 API 密钥。", "API key of “{name}” rotated."),
+    "action.revoke_key": ("已吊销「{name}」的 API 密钥。", "API key of “{name}” revoked."),
+}
+
+
+def text_of(kind: str, params: dict[str, Any], lang: str) -> str:
+    """The message in the UI language; an unknown action falls back to the generic one."""
+    zh, en = MESSAGES.get(kind) or MESSAGES["action"]
+    values: defaultdict[str, str] = defaultdict(str, {k: "" if v is None else str(v) for k, v in params.items()})
+    return (en if lang == "en" else zh).format_map(values)
+
+
+def _sign(secret: str, payload: bytes) -> str:
+    return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()[:32]
+
+
+def notice_redirect(request: Request, path: str, kind: str, **params: Any) -> Redirect:
+    """303 to `path` with the message of `kind` for the next page."""
+    payload = base64.urlsafe_b64encode(json.dumps({"k": kind, "p": params}, default=str).encode()).decode()
+    secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    response = Redirect(path=path, status_code=303)
+    response.set_cookie(COOKIE, f"{payload}.{_sign(ctx_of(request).settings.key_secret, payload.encode())}",
+                        max_age=MAX_AGE, httponly=True, samesite="lax", secure=secure, path="/")
+    return response
+
+
+def pending_notice(request: Request) -> dict[str, str] | None:
+    """The message waiting in the request's cookie, if its signature holds."""
+    raw = request.cookies.get(COOKIE, "")
+    payload, _, signature = raw.rpartition(".")
+    if not payload or not hmac.compare_digest(signature, _sign(ctx_of(request).settings.key_secret,
+                                                               payload.encode())):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(payload.encode()))
+        return {"kind": "ok", "text": text_of(str(data["k"]), dict(data["p"]), lang_of(request))}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def with_notice(request: Request, template: Response, context: dict[str, Any]) -> Response:
+    """Show the waiting message on this page (first among its flashes) and clear its cookie."""
+    if COOKIE in request.cookies:
+        notice = pending_notice(request)
+        if notice is not None:
+            context["flash"] = [notice, *(context.get("flash") or [])]
+        template.delete_cookie(COOKIE, path="/")
+    return template
