@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.catalog import TableView
 from app.core.context import AppContext
 from app.crud.rows import Actor, CrudError
-from app.crud.store import change_row, get_row
+from app.crud.store import change_row, get_row, write_transaction
 
 DIRECTIONS = {"up": -1, "down": 1}
 
@@ -63,7 +64,7 @@ async def move_row(ctx: AppContext, tv: TableView, row_id: str, where: str | int
         raise CrudError(404, "this table has no order to change")
     field, group = order["field"], order["group"]
     t = tv.table
-    async with ctx.db.begin() as conn:
+    async def work(conn: AsyncConnection) -> dict:
         row = await get_row(ctx, tv, row_id, conn)
         if row is None:
             raise CrudError(404, "not found")
@@ -78,3 +79,5 @@ async def move_row(ctx: AppContext, tv: TableView, row_id: str, where: str | int
                 if current[rid] != number:
                     await change_row(ctx, conn, tv, rid, {field: number}, actor, strict=False)
         return await get_row(ctx, tv, row_id, conn)
+
+    return await write_transaction(ctx, work)

@@ -117,8 +117,8 @@ def test_delete_confirmation_errors_and_permissions(browser_page, server):
     shot(page, server, "delete-confirm")
     with page.expect_navigation():
         page.click("form button.danger")
-    assert page.url.endswith("/pipeline_core/pipelines?_deleted=1")
-    assert "已删除 1 条记录" in page.locator("p.flash.ok").inner_text()
+    assert page.url.endswith("/pipeline_core/pipelines")
+    assert "已删除 1 条产线记录。" in page.locator("p.flash.ok").inner_text()
 
     # an unknown URL: a 404 page in the layout, the user's menu still there
     response = page.goto("/pipeline_core/no-such-page")

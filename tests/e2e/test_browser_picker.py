@@ -140,8 +140,8 @@ def test_pick_a_pipeline_by_its_code(server, browser, screen):
     page.keyboard.press("Escape")
     page.locator(box).blur()
     with page.expect_navigation():
-        page.click("form.record-form button[type=submit]")
-    assert "已保存" in page.content() and "产线 Flow 1234" in page.content()
+        page.click("form.record-form button.primary")
+    assert "已新增步骤「" in page.content() and "产线 Flow 1234" in page.content()  # back on the chosen pipeline
 
     # the steps list's filter: the same picker, by code, then Apply
     page.goto("/pipeline_core/pipeline_steps")
