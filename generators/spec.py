@@ -145,6 +145,9 @@ class Code:
     textfield: str
     cond: str | None = None
     on_delete: str | None = None
+    snapshot: str | None = None
+    """A field of this row that keeps the text as it was when the row was written (a usage row's
+    pipeline name at the call): shown instead of the looked-up text, so a rename never rewrites it."""
 
     @property
     def is_plain_table(self) -> bool:

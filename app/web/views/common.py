@@ -16,6 +16,7 @@ from app.crud.query import lookup_options
 from app.crud.rows import Actor, CrudError, jsonable
 from app.crud.store import get_row
 from app.web.errors import error_response
+from app.web.formatting import cell
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,11 @@ async def row_or_404(ctx: AppContext, tv: TableView, row_id: str) -> dict[str, A
     return row
 
 
-def display(tv: TableView, texts: dict[str, dict[str, str]], lang: str) -> Callable[[str, dict], str]:
-    """How a cell reads: choice titles and lookup text instead of raw values."""
+def display(tv: TableView, texts: dict[str, dict[str, str]], lang: str,
+            tz_name: str = "UTC") -> Callable[[str, dict], str]:
+    """How a cell reads: choice titles, the lookup text (the row's own snapshot of it first),
+    money, unit prices and times as `app.web.formatting` shows them (times in `tz_name`)."""
+    snapshots = {c.field: c.snapshot for c in tv.spec.codes if c.snapshot}
 
     def show(name: str, row: dict) -> str:
         value = row.get(name)
@@ -72,11 +76,12 @@ def display(tv: TableView, texts: dict[str, dict[str, str]], lang: str) -> Calla
             for c in f.choices:
                 if c.value == str(value):
                     return c.label(lang)
+        if name in snapshots and row.get(snapshots[name]):
+            return str(row[snapshots[name]])
         if name in texts:
             return texts[name].get(str(value), str(value))
-        if f.type == "decimal" and f.dec is not None:
-            return f"{jsonable(value) if not isinstance(value, str) else value}"
-        return str(jsonable(value))
+        shown = cell(f, value, row, lang, tz_name)
+        return shown if shown is not None else str(jsonable(value))
 
     return show
 

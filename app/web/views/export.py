@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from app.core.catalog import Catalog, TableView
 from app.core.context import ctx_of
 from app.crud.query import order_by, parse_list_query, where_clauses
-from app.web.ui import lang_of
+from app.web.ui import lang_of, zone_of
 from app.web.views.common import Route
 from app.web.views.sheets import csv_cell, xlsx_cell
 
@@ -61,7 +61,7 @@ def readable_columns(catalog: Catalog, tv: TableView, fields: list[str]) -> tupl
 
 async def rows_of(request: Request, tv: TableView, fields: list[str]) -> AsyncIterator[tuple[Any, ...]]:
     params = {k: v for k, v in request.query_params.items() if k not in ("page", "rows", "after")}
-    lq = parse_list_query(tv, params)
+    lq = parse_list_query(tv, params, zone_of(request))
     ctx = ctx_of(request)
     cols, joined = readable_columns(ctx.catalog, tv, fields)
     stmt = select(*cols).select_from(joined).where(*where_clauses(tv, lq)).order_by(*order_by(tv, lq.sort))

@@ -13,7 +13,7 @@ from app.core.context import ctx_of
 from app.crud.query import code_texts, list_rows, parse_list_query
 from app.crud.rows import public
 from app.web.render import render
-from app.web.ui import lang_of
+from app.web.ui import lang_of, zone_of
 from app.web.views.common import Route, can, display, heading_of, row_or_404
 
 
@@ -40,7 +40,7 @@ async def record_context(request: Request, tv: TableView, row_id: str) -> dict[s
         row=shown,
         row_id=row_id,
         heading=heading_of(tv, shown),
-        show=display(tv, texts, lang_of(request)),
+        show=display(tv, texts, lang_of(request), zone_of(request)),
         actions=actions,
         subtables=await subtable_blocks(request, tv, row_id),
         can_edit=not tv.view["noedit"] and can(request, f"{tv.base}/{row_id}/edit"),
@@ -68,7 +68,7 @@ async def subtable_blocks(request: Request, tv: TableView, row_id: str) -> list[
                 "tv": stv,
                 "result": result,
                 "columns": columns,
-                "show": display(stv, texts, lang_of(request)),
+                "show": display(stv, texts, lang_of(request), zone_of(request)),
                 "can_create": not stv.view["noedit"] and can(request, f"{stv.base}/new"),
             }
         )
