@@ -8,14 +8,14 @@ import base64
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql import operators
 
 from app.core.catalog import Catalog, TableView
-from app.core.clock import zone
+from app.core.clock import to_utc
 from app.core.context import AppContext
 from app.crud.rows import CrudError, jsonable, public
 from app.crud.validate import Invalid, coerce
@@ -112,7 +112,7 @@ def range_bound(f: Any, raw: str, end: str, tz_name: str | None) -> Any:
     text = raw.strip()
     try:
         if tz_name and not _ZONED.search(text[10:]):
-            value = value.replace(tzinfo=zone(tz_name)).astimezone(UTC).replace(tzinfo=None)
+            value = to_utc(value, tz_name)
         if end == "to":
             clock = text[10:].strip(" Tt")
             if not clock:

@@ -15,7 +15,7 @@ language's separators. The pages pass the language and the zone in; nothing here
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 from babel.numbers import format_decimal, get_currency_precision
 from markupsafe import Markup, escape
 
-from app.core.clock import zone
+from app.core.clock import to_local, to_utc
 
 DEFAULT_CURRENCY = "CNY"
 _LOCALES = {"zh": "zh_CN", "en": "en"}
@@ -70,8 +70,16 @@ def unit_price(value: Any, currency: str | None = None, scale: int | None = 6, l
 
 def local_time(value: datetime, tz_name: str) -> str:
     """A stored (naive UTC) time in the business zone, to the second: "2026-12-02 00:00:00"."""
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
-    return aware.astimezone(zone(tz_name)).strftime("%Y-%m-%d %H:%M:%S")
+    return to_local(value, tz_name).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def typed_time(text: str, tz_name: str) -> str:
+    """A time typed into a form (a `datetime-local` value, in the business zone) as the naive UTC
+    text the store takes; text that is no time is returned as it is, for the store's message."""
+    try:
+        return to_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")), tz_name).isoformat(sep=" ")
+    except (ValueError, OverflowError):
+        return text
 
 
 def zone_note(tz_name: str) -> Markup:

@@ -76,3 +76,21 @@ async def test_filters_at_the_calendar_edge_are_refused_not_failed(dist_admin):
     for value in ("9999-12-31T23:59", "0001-01-01T00:00"):
         r = await dist_admin.client.get(LOG, params={"started_at__to": value})
         assert r.status_code in (200, 400), r.text
+
+
+async def test_forms_take_and_show_times_in_the_business_zone(admin):
+    tz_name = admin.ctx.settings.business_timezone
+    p = (await admin.api("POST", "/api/pipeline_core/pipelines", json={"code": "tzform", "name": "Tz form"})).json()
+    new = await admin.client.get("/pipeline_ops/pipeline_pricing/new")
+    assert f'<small class="tz">({tz_name})</small>' in new.text  # the time inputs say which zone
+    r = await admin.form("/pipeline_ops/pipeline_pricing/new", {
+        "pipeline_id": p["id"], "billing_unit": "call", "price_mode": "unit", "unit_price": "0.5", "currency": "CNY",
+        "effective_from": "2026-12-02T08:00", "status": "active"})
+    assert r.status_code == 303, r.text
+    row_id = r.headers["location"].split("/")[-1].split("?")[0]
+    stored = (await admin.api("GET", f"/api/pipeline_ops/pipeline_pricing/{row_id}")).json()
+    assert stored["effective_from"] == "2026-12-02 00:00:00"  # 08:00 in Shanghai, kept as UTC
+    edit = await admin.client.get(f"/pipeline_ops/pipeline_pricing/{row_id}/edit")
+    assert 'value="2026-12-02T08:00:00"' in edit.text
+    record = await admin.client.get(f"/pipeline_ops/pipeline_pricing/{row_id}")
+    assert "2026-12-02 08:00:00" in record.text

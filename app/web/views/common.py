@@ -16,7 +16,7 @@ from app.crud.query import lookup_options
 from app.crud.rows import Actor, CrudError, jsonable
 from app.crud.store import get_row
 from app.web.errors import error_response
-from app.web.formatting import cell
+from app.web.formatting import as_datetime, cell, local_time, typed_time
 
 
 @dataclass(frozen=True)
@@ -86,17 +86,25 @@ def display(tv: TableView, texts: dict[str, dict[str, str]], lang: str,
     return show
 
 
-def form_values(tv: TableView, row: dict) -> dict[str, str]:
-    """Row → strings the form's inputs show (datetime-local wants a `T`)."""
+def form_values(tv: TableView, row: dict, tz_name: str = "UTC") -> dict[str, str]:
+    """Row → strings the form's inputs show: times in `tz_name` (the business zone, as the
+    record page shows them), with the `T` datetime-local wants."""
     out = {}
     for name, value in row.items():
         if value is None or name in tv.view["confidential"]:
             continue
         text = str(jsonable(value))
         if tv.fields[name].is_datetime:
-            text = text.replace(" ", "T")
+            when = as_datetime(value)
+            text = (local_time(when, tz_name) if when is not None else text).replace(" ", "T")
         out[name] = text
     return out
+
+
+def typed_values(tv: TableView, data: dict[str, Any], tz_name: str) -> dict[str, Any]:
+    """A form's submitted values for the store: times typed in `tz_name` as naive UTC."""
+    return {k: typed_time(v, tz_name) if isinstance(v, str) and v.strip() and tv.fields[k].is_datetime else v
+            for k, v in data.items()}
 
 
 async def lookup_choices(

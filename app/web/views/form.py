@@ -13,8 +13,8 @@ from app.core.context import ctx_of
 from app.crud.rows import CrudError
 from app.crud.store import create_row, update_row
 from app.web.render import render
-from app.web.ui import lang_of
-from app.web.views.common import Route, actor_of, form_values, lookup_choices, row_or_404
+from app.web.ui import lang_of, zone_of
+from app.web.views.common import Route, actor_of, form_values, lookup_choices, row_or_404, typed_values
 
 
 def create_page(route: Route) -> list[HTTPRouteHandler]:
@@ -91,7 +91,7 @@ class RowForm:
         """The row's values to edit; for a new row the query's values, then the spec's defaults."""
         tv = self.tv
         if self.editing:
-            values = form_values(tv, await row_or_404(ctx_of(request), tv, row_id))
+            values = form_values(tv, await row_or_404(ctx_of(request), tv, row_id), zone_of(request))
         else:
             values = {k: v for k, v in request.query_params.items() if k in tv.view["form_fields"]}
             for name in tv.view["form_fields"]:
@@ -104,11 +104,12 @@ class RowForm:
         tv = self.tv
         form = await request.form()
         data = {name: form.get(name) for name in tv.view["form_fields"] if name in form}
+        stored = typed_values(tv, data, zone_of(request))
         try:
             if self.editing:
-                row = await update_row(ctx_of(request), tv, row_id, data, actor_of(request), strict=False)
+                row = await update_row(ctx_of(request), tv, row_id, stored, actor_of(request), strict=False)
             else:
-                row = await create_row(ctx_of(request), tv, data, actor_of(request), strict=False)
+                row = await create_row(ctx_of(request), tv, stored, actor_of(request), strict=False)
         except CrudError as exc:
             if exc.status == 404:
                 raise
