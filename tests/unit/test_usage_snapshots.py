@@ -86,3 +86,17 @@ async def _link_id(w, pipeline_id: str) -> str:
     r = await w.admin.api("GET", "/api/pipeline_dist/distributor_pipeline",
                           params={"distributor_id": w.distributor_id, "pipeline_id": pipeline_id})
     return r.json()["rows"][0]["id"]
+
+
+async def test_the_usage_log_export_keeps_the_names_of_the_time(dist_admin):
+    import csv
+    import io
+
+    w = await make_world(dist_admin, code="snapx")
+    assert (await admit(w, "x1")).status_code == 201
+    r = await dist_admin.api("PATCH", f"/api/pipeline_core/pipelines/{w.pipeline_id}", json={"name": "Renamed"})
+    assert r.status_code == 200, r.text
+    sheet = await dist_admin.client.get("/pipeline_ops/pipeline_usage_log/export.csv",
+                                        params={"distributor_id": w.distributor_id})
+    rows = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))
+    assert rows[1][rows[0].index("产线")] == "Pipeline snapx"

@@ -43,8 +43,8 @@ def header(tv: TableView, fields: list[str], lang: str) -> list[str]:
 
 
 def readable_columns(catalog: Catalog, tv: TableView, fields: list[str]) -> tuple[list[Any], Any]:
-    """The exported columns and their FROM: a code field as its target's text (outer-joined, the
-    raw value when the target is gone), every other field as it is."""
+    """The exported columns and their FROM: a code field as its row's snapshot of the text, else its
+    target's text (outer-joined, the raw value when the target is gone), every other field as it is."""
     t = tv.table
     joined, cols = t, []
     for name in fields:
@@ -55,7 +55,8 @@ def readable_columns(catalog: Catalog, tv: TableView, fields: list[str]) -> tupl
             continue
         other = target.table.alias(f"fk_{name}")
         joined = joined.outerjoin(other, other.c[code.valuefield] == t.c[name])
-        cols.append(func.coalesce(other.c[code.textfield], t.c[name]).label(name))
+        kept = [t.c[code.snapshot]] if code.snapshot else []  # the text of the time, as the pages show it
+        cols.append(func.coalesce(*kept, other.c[code.textfield], t.c[name]).label(name))
     return cols, joined
 
 
