@@ -144,6 +144,7 @@ async def test_statement_adds_up_freezes_and_carries_late_finishes(dist_admin, a
     assert Decimal(str([x for x in cells if x[0] == "total"][0][-1])) == Decimal(total["amount"])
     overview = await dist_admin.client.get("/pipeline_dist/statements", params={"month": "2026-10"})
     assert overview.status_code == 200 and w.distributor_id in overview.text
+    assert f"{money(total['amount'], 'CNY')} CNY" in overview.text  # the frozen totals, in 2 places
 
 
 async def test_statement_month_is_checked(dist_admin):
