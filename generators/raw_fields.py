@@ -20,7 +20,8 @@ FIELD_KEYS = {
     "choices", "min", "max", "pattern", "format", "readonly", "widget",
 }
 CHOICE_KEYS = {"value", "title", "titles"}
-FORMATS = {"json", "email", "url"}
+FORMATS = {"json", "email", "url", "money", "unit_price"}
+NUMBER_FORMATS = {"money", "unit_price"}  # how a decimal reads for people (app.web.formatting)
 WIDGETS = {"textarea", "password", "json"}
 INSERT_TIME = "CURRENT_TIMESTAMP"
 """The default that makes the database write the insert time (UTC), see `generators.column_types`."""
@@ -205,6 +206,8 @@ def parse_field(raw: Any, table_err: Callable[..., None]) -> tuple[str | None, F
                          resolved and resolved.dec, err) if resolved else (None, None)
     choices = _choices(raw, err)
     fmt, widget, pattern = _text_options(raw, err)
+    if fmt in NUMBER_FORMATS and ftype != "decimal":
+        err(f"format {fmt!r} is for a decimal (a type with a scale), not {ftype!r}")
     default = typed_default(ftype, raw.get("default"), err)
     if choices and default is not None and str(default) not in {c.value for c in choices}:
         err(f"default {default!r} is not one of the choices")

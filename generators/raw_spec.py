@@ -15,7 +15,7 @@ from generators.spec_types import suggestion
 TOP_KEYS = {"summary", "fields", "indexes", "codes", "data"}
 SUMMARY_KEYS = {"name", "title", "titles", "primary", "catelog"}
 INDEX_KEYS = {"name", "idxtype", "idxfields"}
-CODE_KEYS = {"field", "table", "valuefield", "textfield", "cond", "on_delete", "search", "owner"}
+CODE_KEYS = {"field", "table", "valuefield", "textfield", "cond", "on_delete", "search", "owner", "snapshot"}
 ON_DELETE = {"cascade", "restrict"}
 VIEW_MARKS = {"tblname", "params"}
 """Keys of a CRUD view file: one of these and no summary/fields is a view, not a table spec."""
@@ -124,10 +124,14 @@ def _codes(raw: dict, seen: set[str] | None, terr) -> list[Code]:
         if owner is not None and not (isinstance(owner, str) and NAME_RE.match(owner)):
             terr(f"code owner must be a field name, not {owner!r}", cfield)
             continue
+        snapshot = rc.get("snapshot") or None
+        if snapshot is not None and (not isinstance(snapshot, str) or (seen is not None and snapshot not in seen)):
+            terr("snapshot must name a field of this table", f"{cfield}: {snapshot!r}")
+            continue
         if missing:
             continue
         code = Code(cfield, str(rc["table"]), str(rc["valuefield"]), str(rc["textfield"]),
-                    rc.get("cond") or None, on_delete, tuple(search), owner)
+                    rc.get("cond") or None, on_delete, tuple(search), owner, snapshot)
         if on_delete and not code.is_plain_table:
             terr("on_delete needs a plain table name, not a sub-select", cfield)
             continue

@@ -155,6 +155,10 @@ class Code:
         """What a picker searches besides the value itself: `search`, else the shown text."""
         return self.search or (self.textfield,)
 
+    snapshot: str | None = None
+    """A field of this row that keeps the text as it was when the row was written (a usage row's
+    pipeline name at the call): shown instead of the looked-up text, so a rename never rewrites it."""
+
     @property
     def is_plain_table(self) -> bool:
         """True when `table` names a table (not a sub-select), so it can be queried safely."""

@@ -25,8 +25,9 @@ FIELD_COLUMNS = ("name", "title", "type", "length:int", "dec:int", "nullable", "
 FIELD_ALIASES = ("length", "dec")  # without ":int": parse_spec converts the text itself
 FIELD_EXTENSIONS = ("choices", "min", "max", "pattern", "format", "readonly", "widget")
 VALIDATION_COLUMNS = ("name", "oper", "value")
-CODE_COLUMNS = ("field", "table", "valuefield", "textfield", "cond", "on_delete", "search", "owner")
-CODE_EXTENSIONS = ("search", "owner")  # written only when a code uses them, so older workbooks stay as they are
+CODE_COLUMNS = ("field", "table", "valuefield", "textfield", "cond", "on_delete", "search", "owner", "snapshot")
+# written only when a code uses them, so older workbooks stay as they are
+CODE_EXTENSIONS = ("search", "owner", "snapshot")
 REQUIRED = {"summary": ("name",), "fields": ("name", "type"), "validation": ("name", "oper", "value"),
             "codes": ("field", "table", "valuefield", "textfield")}
 TITLES_RE = re.compile(r"^titles\.([A-Za-z][A-Za-z0-9_-]*)$")

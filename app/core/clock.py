@@ -41,6 +41,18 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def to_utc(local: datetime, tz_name: str) -> datetime:
+    """Naive UTC of a time people typed in `tz_name` (naive), or of an aware time as it says."""
+    aware = local if local.tzinfo is not None else local.replace(tzinfo=zone(tz_name))
+    return aware.astimezone(UTC).replace(tzinfo=None)
+
+
+def to_local(utc: datetime, tz_name: str) -> datetime:
+    """Naive local time in `tz_name` of a stored (naive UTC) time, as people read it."""
+    aware = utc.replace(tzinfo=UTC) if utc.tzinfo is None else utc
+    return aware.astimezone(zone(tz_name)).replace(tzinfo=None)
+
+
 def business_day(tz_name: str, now_utc: datetime) -> date:
     """The local calendar day of naive UTC `now_utc`."""
     return now_utc.replace(tzinfo=UTC).astimezone(zone(tz_name)).date()

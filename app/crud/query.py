@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql import operators
 
 from app.core.catalog import Catalog, TableView
+from app.core.clock import to_utc
 from app.core.context import AppContext
 from app.crud.rows import CrudError, jsonable, public
 from app.crud.validate import Invalid, coerce
@@ -36,8 +39,10 @@ class ListQuery:
     after: str = ""
 
 
-def parse_list_query(tv: TableView, params: dict[str, str]) -> ListQuery:
-    """Query string → ListQuery; any parameter the spec does not allow is a 400."""
+def parse_list_query(tv: TableView, params: dict[str, str], tz_name: str | None = None) -> ListQuery:
+    """Query string → ListQuery; any parameter the spec does not allow is a 400. `tz_name`: the zone
+    a person types datetime range bounds in (the pages' business zone, `range_bound`); without
+    it (the JSON API) they are UTC, like the times the API answers."""
     errors: dict[str, str] = {}
     lq = ListQuery(rows=tv.view["page_rows"])
     filterable = set(tv.view["filter_fields"]) | {s["field"] for s in _parent_links(tv)}
@@ -71,7 +76,7 @@ def parse_list_query(tv: TableView, params: dict[str, str]) -> ListQuery:
                 errors[key] = "unknown range filter"
                 continue
             try:
-                value = coerce(f, raw) if raw != "" else None
+                value = range_bound(f, raw, end, tz_name) if raw != "" else None
             except Invalid as exc:
                 errors[key] = str(exc)
                 continue
@@ -91,6 +96,33 @@ def parse_list_query(tv: TableView, params: dict[str, str]) -> ListQuery:
     if errors:
         raise CrudError(400, "bad list parameters", errors)
     return lq
+
+
+_ZONED = re.compile(r"(Z|[+-]\d\d:?\d\d)$", re.IGNORECASE)
+
+
+def range_bound(f: Any, raw: str, end: str, tz_name: str | None) -> Any:
+    """One end of a range filter as the column compares it. A datetime typed by a person is a time
+    of `tz_name` unless it names its own offset, turned into the naive UTC the columns hold; an
+    upper bound covers the whole unit it was typed to (a day → its last second, a minute → its
+    59th second), so "to 2026-12-02" and "to 23:59" include the calls of that day or minute.
+    Stored times are whole seconds (`app.core.clock.utcnow`)."""
+    value = coerce(f, raw)
+    if not f.is_datetime or not isinstance(value, datetime):
+        return value
+    text = raw.strip()
+    try:
+        if tz_name and not _ZONED.search(text[10:]):
+            value = to_utc(value, tz_name)
+        if end == "to":
+            clock = text[10:].strip(" Tt")
+            if not clock:
+                value += timedelta(days=1, seconds=-1)
+            elif clock.count(":") == 1:
+                value += timedelta(seconds=59)
+    except (OverflowError, ValueError):  # at the calendar's ends (year 1, 9999)
+        raise Invalid("is outside the calendar this filter can search") from None
+    return value
 
 
 def _parent_links(tv: TableView) -> list[dict]:

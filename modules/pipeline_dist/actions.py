@@ -98,7 +98,7 @@ async def distributor_prices(request: Request, tv: TableView, row: dict[str, Any
         if price is None:
             cells += [bilingual(lang, "当前无价格", "no price now"), ""]
         else:
-            cells += [describe(price, choice_label(ptv, "billing_unit", price.billing_unit, lang)),
+            cells += [describe(price, choice_label(ptv, "billing_unit", price.billing_unit, lang), lang),
                       sources.get(price.source, bilingual(lang, "目录价", "List price"))]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     cols = [bilingual(lang, "产线", "Pipeline"), bilingual(lang, "价格", "Price"),

@@ -74,8 +74,9 @@ class Tx(Protocol):
 
     async def context(self, distributor_id: str, code: str, request_id: str, now: datetime,
                       cached: bool = False) -> dict | None:
-        """Distributor, pipeline, link, capacity, list prices now (`prices`) and the call already
-        made with this request_id (`call`), or None when no pipeline has this code. `cached`: a
+        """Distributor (`d_name`), pipeline (`code`, `name`), link, capacity, list prices now
+        (`prices`) and the call already made with this request_id (`call`), or None when no
+        pipeline has this code. `cached`: a
         store may answer from its cache, without `call` and with `cached` set (see `admit`)."""
 
     async def admit(self, limits: list[Limit], usage: dict[str, Any], now: datetime,
@@ -157,7 +158,10 @@ async def _admit_once(store: Store, settings: Settings, distributor_id: str, cod
                      "distributor_id": distributor_id, "request_id": request_id, "units": units,
                      "unit_price": price.unit_price, "amount": checked_amount(price.amount(units)),
                      "currency": price.currency,
-                     "price_mode": price.mode, "status": "running", "started_at": now,
+                     "price_mode": price.mode, "package_units": price.package_units,
+                     "package_price": price.package_price, "pipeline_code": ctx["code"],
+                     "pipeline_name": ctx.get("name"), "distributor_name": ctx.get("d_name"),
+                     "status": "running", "started_at": now,
                      "lease_expires_at": now + timedelta(minutes=settings.call_lease_minutes),
                      "client_ip": client_ip, "created_at": now, "updated_at": now}
             admitted, values = await tx.admit(limits, usage, now, ctx.get("version"))
@@ -224,9 +228,14 @@ async def finish(store: Store, *, distributor_id: str, call_id: str, status: str
 
 
 def _reprice(call: dict) -> Price:
-    """The call's price again, for units changed at finish: resolved at its start time and used only
-    if it is the price stored on the row; otherwise (the link's price edited in place since) the
-    stored unit price, charged per unit. (Storing mode and package on the row would make this exact.)"""
+    """The call's price again, for units changed at finish: the terms stored on the row at admission
+    (mode, unit price, package terms), so a price edited since never reprices it. A row written
+    before the package terms were kept resolves its price at its start time and uses it only if it
+    is the one stored on the row; otherwise it is charged its stored unit price per unit."""
+    mode, units, package = call.get("price_mode"), call.get("package_units"), call.get("package_price")
+    if mode == "unit" or (mode == "package" and units and package is not None):
+        return Price(mode, Decimal(call["unit_price"] or 0), int(units) if units else None,
+                     None if package is None else Decimal(package), call["currency"], "call", "call")
     price = price_of(call, call["started_at"])
     if price is not None and price.unit_price == call["unit_price"] and price.currency == call["currency"]:
         return price

@@ -225,14 +225,17 @@ async def usage(request: Request,
     def count(status: str) -> Any:
         return func.sum(case((u.c.status == status, 1), else_=0))
 
-    stmt = (select(day.label("day"), p.c.code, u.c.currency, func.count().label("calls"), count("running"),
+    # The pipeline as the calls were billed (the code kept on each row), today's code for rows
+    # from before that snapshot, the raw id for a pipeline gone since.
+    code = func.coalesce(u.c.pipeline_code, p.c.code, u.c.pipeline_id)
+    stmt = (select(day.label("day"), code, u.c.currency, func.count().label("calls"), count("running"),
                    count("succeeded"), count("failed"), count("expired"), func.sum(u.c.units), func.sum(u.c.amount))
-            .join(p, p.c.id == u.c.pipeline_id)
+            .select_from(u.outerjoin(p, p.c.id == u.c.pipeline_id))
             .where(u.c.distributor_id == distributor_of(request), u.c.started_at >= bounds[0],
                    u.c.started_at < bounds[-1])
-            .group_by(day, p.c.code, u.c.currency).order_by(day, p.c.code))
+            .group_by(day, code, u.c.currency).order_by(day, code))
     if pipeline:
-        stmt = stmt.where(p.c.code == pipeline)
+        stmt = stmt.where(code == pipeline)
     rj = ctx.catalog.tables["dist_rejections"].table
     refusals = (select(rj.c.day, p.c.code, rj.c.reason, func.sum(rj.c.refusals))
                 .outerjoin(p, p.c.id == rj.c.pipeline_id)

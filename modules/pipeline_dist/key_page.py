@@ -15,6 +15,7 @@ from litestar import Request
 from litestar.utils.scope.state import ScopeState
 
 from app.core.context import ctx_of
+from app.web.formatting import as_datetime, local_time, zone_note
 from app.web.ui import lang_of
 from modules.pipeline_dist.dist_docs import PREFIX
 from modules.pipeline_ops.pricing import bilingual
@@ -28,10 +29,16 @@ def try_it(request: Request, key: str) -> str:
     return f"curl -sS {shlex.quote(url)} -H {shlex.quote('Authorization: Bearer ' + key)}"
 
 
-def _when(value: Any, ip: Any, lang: str) -> str:
+def _time(value: Any, tz_name: str) -> str:
+    """A stored time as every page shows it (`app.web.formatting`); the headings name the zone."""
+    when = as_datetime(value) if value is not None else None
+    return "" if when is None else escape(local_time(when, tz_name))
+
+
+def _when(value: Any, ip: Any, lang: str, tz_name: str) -> str:
     if value is None:
         return bilingual(lang, "从未使用", "never")
-    return escape(f"{value} UTC") + (f" · {escape(str(ip))}" if ip else "")
+    return _time(value, tz_name) + (f" · {escape(str(ip))}" if ip else "")
 
 
 def _csrf_input(request: Request) -> str:
@@ -44,20 +51,21 @@ def _csrf_input(request: Request) -> str:
 
 def keys_block(request: Request, tv: Any, row: dict[str, Any]) -> str:
     """Both keys' state and use, the rotate form with its grace choice, the docs link."""
-    lang = lang_of(request)
+    lang, tz = lang_of(request), ctx_of(request).settings.business_timezone
     t = lambda zh, en: bilingual(lang, zh, en)  # noqa: E731 - a local shorthand for this block's labels
     rows = []
     if row.get("api_key_prefix"):
         rows.append((t("当前密钥", "Current key"), f"<code>{escape(row['api_key_prefix'])}…</code>",
-                     escape(str(row.get("key_created_at") or "")),
-                     escape(str(row.get("key_expires_at") or t("不过期", "no expiry"))),
-                     _when(row.get("key_last_used_at"), row.get("key_last_used_ip"), lang)))
+                     _time(row.get("key_created_at"), tz),
+                     _time(row.get("key_expires_at"), tz) or t("不过期", "no expiry"),
+                     _when(row.get("key_last_used_at"), row.get("key_last_used_ip"), lang, tz)))
     if row.get("prev_key_expires_at"):
         rows.append((t("旧密钥（宽限期内）", "Previous key (in its grace)"), "", "",
-                     escape(str(row["prev_key_expires_at"])),
-                     _when(row.get("prev_key_last_used_at"), row.get("prev_key_last_used_ip"), lang)))
-    head = [t("密钥", "Key"), t("前缀", "Prefix"), t("生成", "Created"), t("到期", "Expires"),
-            t("最近使用", "Last used")]
+                     _time(row["prev_key_expires_at"], tz),
+                     _when(row.get("prev_key_last_used_at"), row.get("prev_key_last_used_ip"), lang, tz)))
+    note = zone_note(tz)
+    head = [t("密钥", "Key"), t("前缀", "Prefix"), t("生成", "Created") + note, t("到期", "Expires") + note,
+            t("最近使用", "Last used") + note]
     table = ("<table class='list keys'><thead><tr>" + "".join(f"<th scope='col'>{h}</th>" for h in head)
              + "</tr></thead><tbody>"
              + ("".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)

@@ -35,7 +35,8 @@ def tally(outcome: str, reason: str = "") -> None:
 REPORT_ORDER = ("distributor.monthly", "link.monthly", "pipeline.monthly", "distributor.daily", "link.daily",
                 "pipeline.daily", "distributor.concurrency", "pipeline.concurrency")
 CALL_COLUMNS = ("id", "pipeline_id", "version_no", "distributor_id", "request_id", "units", "unit_price", "amount",
-                "currency", "status", "started_at", "finished_at", "lease_expires_at", "latency_ms")
+                "currency", "price_mode", "package_units", "package_price", "status", "started_at", "finished_at",
+                "lease_expires_at", "latency_ms")
 CALL_TIMES = ("started_at", "finished_at", "lease_expires_at")
 PRICE_KEYS = ("price_mode", "unit_price", "package_units", "package_price")
 LINK_KEYS = ("id", "enabled", *PRICE_KEYS, "effective_from", "effective_to")

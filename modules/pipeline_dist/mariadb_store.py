@@ -48,7 +48,8 @@ _PRICES_JSON = ("(SELECT JSON_ARRAYAGG(" + _json([(c, f"r.{c}") for c in (
     "FROM pipeline_pricing r WHERE r.pipeline_id = {pipe} AND r.step_id IS NULL AND r.model IS NULL "
     "AND r.status = 'active' AND r.effective_from <= {at} AND (r.effective_to IS NULL OR r.effective_to > {at}))")
 MY_CONTEXT = "SELECT " + _json([
-    ("pipeline_id", "p.id"), ("code", "p.code"), ("p_status", "p.status"), ("published_version", "p.published_version"),
+    ("pipeline_id", "p.id"), ("code", "p.code"), ("name", "p.name"), ("d_name", "d.name"), ("p_status", "p.status"),
+    ("published_version", "p.published_version"),
     ("d_status", "d.status"), ("d_daily", "d.daily_quota"), ("d_monthly", "d.monthly_quota"),
     ("d_conc", "d.max_concurrency"), *_LINK_PAIRS, ("l_daily", "l.daily_quota"), ("l_monthly", "l.monthly_quota"),
     ("c_status", "c.status"), ("c_daily", "c.daily_quota"), ("c_monthly", "c.monthly_quota"),
@@ -236,7 +237,7 @@ def admit_member(limits: list[Limit], usage: dict[str, Any], now: datetime, vers
         args[f"c{i}"] = lim and lim.counter_id
         args[f"l{i}"] = lim and lim.limit
     for c in USAGE_PARAMS:
-        value = usage[c]
+        value = usage.get(c)  # a snapshot column left out is NULL
         args["u_" + c] = _stamp(value) if isinstance(value, datetime) else value
     return args
 

@@ -34,9 +34,12 @@ from typing import Any
 log = logging.getLogger("pipeline.dist")
 
 MAX_COUNTERS = 8  # 6 quota counters (3 scopes x day/month) + 2 concurrency gauges
-# written from parameters; status and times are fixed
+# written from parameters; status and times are fixed. The snapshot (pipeline code and name,
+# distributor name, price mode and package terms as they were at admission) is what billing needs
+# of the call, so a later rename, price change or archive never rewrites its history.
 USAGE_PARAMS = ("id", "pipeline_id", "version_no", "distributor_id", "request_id", "units", "unit_price", "amount",
-                "currency", "price_mode", "lease_expires_at", "client_ip")
+                "currency", "price_mode", "package_units", "package_price", "pipeline_code", "pipeline_name",
+                "distributor_name", "lease_expires_at", "client_ip")
 USAGE_FIXED = {"status": "'running'", "started_at": "now", "created_at": "now", "updated_at": "now"}
 
 

@@ -50,7 +50,8 @@ class SqlaTx:
         p, d, lk, c, u = (t["pipelines"], t["distributors"], t["distributor_pipeline"], t["pipeline_capacity"],
                           t["pipeline_usage_log"])
         row = (await self.conn.execute(select(
-            p.c.id.label("pipeline_id"), p.c.code, p.c.status.label("p_status"), p.c.published_version,
+            p.c.id.label("pipeline_id"), p.c.code, p.c.name, d.c.name.label("d_name"), p.c.status.label("p_status"),
+            p.c.published_version,
             d.c.status.label("d_status"), d.c.daily_quota.label("d_daily"), d.c.monthly_quota.label("d_monthly"),
             d.c.max_concurrency.label("d_conc"), *[lk.c[k].label("l_" + k) for k in LINK_KEYS],
             lk.c.daily_quota.label("l_daily"), lk.c.monthly_quota.label("l_monthly"), c.c.status.label("c_status"),

@@ -93,19 +93,31 @@ class Statement:
 
 
 async def recount(conn: Any, catalog: Any, distributor_id: str, first: date, tz_name: str) -> list[Line]:
-    """The month's usage rows of this distributor, grouped, from the rows themselves."""
+    """The month's usage rows of this distributor, grouped, from the rows themselves. A line names
+    its pipeline as the calls were billed (their snapshot code and name; today's for rows from
+    before the snapshots): a pipeline renamed within the month reads "Old → New"."""
     start, end = month_bounds(tz_name, first)
     u, p = catalog.tables["pipeline_usage_log"].table, catalog.tables["pipelines"].table
-    stmt = (select(u.c.pipeline_id, p.c.code, p.c.name, u.c.currency, u.c.price_mode, func.count(),
-                   func.sum(u.c.units), func.sum(u.c.amount))
-            .join(p, p.c.id == u.c.pipeline_id)
+    code, name = func.coalesce(u.c.pipeline_code, p.c.code), func.coalesce(u.c.pipeline_name, p.c.name)
+    stmt = (select(u.c.pipeline_id, code, name, u.c.currency, u.c.price_mode, func.count(),
+                   func.sum(u.c.units), func.sum(u.c.amount), func.min(u.c.started_at))
+            .select_from(u.outerjoin(p, p.c.id == u.c.pipeline_id))
             .where(u.c.distributor_id == distributor_id, u.c.started_at >= start, u.c.started_at < end,
                    u.c.status.in_(COUNTED))
-            .group_by(u.c.pipeline_id, p.c.code, p.c.name, u.c.currency, u.c.price_mode)
-            .order_by(p.c.code, u.c.currency, u.c.price_mode))
-    return [Line(r[0], r[1], r[2], r[3], r[4], int(r[5]), int(r[6] or 0),
-                 Decimal(str(r[7] or 0)))
-            for r in (await conn.execute(stmt)).all()]
+            .group_by(u.c.pipeline_id, code, name, u.c.currency, u.c.price_mode))
+    lines: dict[tuple, Line] = {}
+    seen: dict[tuple, list[tuple[datetime, str, str]]] = {}
+    for r in (await conn.execute(stmt)).all():
+        line = Line(r[0], "", "", r[3], r[4], int(r[5]), int(r[6] or 0), Decimal(str(r[7] or 0)))
+        was = lines.setdefault(line.key, line)
+        if was is not line:
+            was.calls, was.units, was.amount = was.calls + line.calls, was.units + line.units, was.amount + line.amount
+        seen.setdefault(line.key, []).append((r[8], r[1] or r[0], r[2] or ""))
+    for key, names in seen.items():
+        names.sort(key=lambda x: x[0])
+        lines[key].pipeline = " → ".join(dict.fromkeys(c for _, c, _ in names))
+        lines[key].name = " → ".join(dict.fromkeys(n for _, _, n in names if n))
+    return sorted(lines.values(), key=lambda x: (x.pipeline, x.currency, x.price_mode or ""))
 
 
 def _lines_of(data: list[dict[str, Any]]) -> list[Line]:

@@ -186,14 +186,6 @@ def bilingual(lang: str, zh: str, en: str) -> str:
     return en if lang == "en" else zh
 
 
-def money(value: Decimal | None) -> str:
-    """A price as people read it: exact, trailing zeros trimmed to at least 2 places."""
-    if value is None:
-        return ""
-    value, cents = Decimal(value), Decimal(value).quantize(Decimal("0.01"))
-    return str(cents if value == cents else value.normalize())
-
-
 def choice_label(tv: Any, field: str, value: Any, lang: str) -> str:
     for c in tv.fields[field].choices or ():
         if c.value == str(value):
@@ -201,12 +193,16 @@ def choice_label(tv: Any, field: str, value: Any, lang: str) -> str:
     return "" if value is None else str(value)
 
 
-def describe(price: Price, units_label: str) -> str:
-    """'0.02 CNY / Call' or '100.00 CNY / 1000 Call' (escaped)."""
+def describe(price: Price, units_label: str, lang: str = "zh") -> str:
+    """'0.02 CNY / Call' or '100.00 CNY / 1,000 Call' (escaped): the package price as money, a unit
+    price at its own scale (`app.web.formatting`, as every page shows them)."""
+    from app.web.formatting import money, unit_price
+
     if price.mode == "package":
-        text = f"{money(price.package_price)} {price.currency} / {price.package_units} {units_label}"
+        text = (f"{money(price.package_price, price.currency, lang)} {price.currency} / "
+                f"{price.package_units:,} {units_label}")
     else:
-        text = f"{money(price.unit_price)} {price.currency} / {units_label}"
+        text = f"{unit_price(price.unit_price, price.currency, 6, lang)} {price.currency} / {units_label}"
     return escape(text)
 
 
@@ -216,8 +212,10 @@ def table_html(cols: list[str], rows: list[str]) -> str:
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
-def _when(value: datetime | None, lang: str) -> str:
-    return escape(value.isoformat(sep=" ")) if value else bilingual(lang, "不限", "open")
+def _when(value: datetime | None, lang: str, tz_name: str) -> str:
+    from app.web.formatting import local_time
+
+    return escape(local_time(value, tz_name)) if value else bilingual(lang, "不限", "open")
 
 
 async def prices_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
@@ -227,6 +225,7 @@ async def prices_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
     from app.web.ui import lang_of
 
     ctx, lang, now = ctx_of(request), lang_of(request), utcnow()
+    tz = ctx.settings.business_timezone
     ptv = ctx.catalog.tables["pipeline_pricing"]
     t, st = ptv.table, ctx.catalog.tables["pipeline_steps"].table
     stmt = (select(t, st.c.name.label("step_name")).select_from(t.outerjoin(st, st.c.id == t.c.step_id))
@@ -239,7 +238,8 @@ async def prices_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
     if not rows:
         return head + f"<p class='empty'>{bilingual(lang, '尚未定价', 'No price set')}</p></section>"
     cols = [bilingual(lang, "级别", "Level"), bilingual(lang, "步骤", "Step"), bilingual(lang, "模型", "Model"),
-            bilingual(lang, "价格", "Price"), bilingual(lang, "生效", "From"), bilingual(lang, "失效", "To"),
+            bilingual(lang, "价格", "Price"), bilingual(lang, "生效", "From") + f" ({escape(tz)})",
+            bilingual(lang, "失效", "To") + f" ({escape(tz)})",
             bilingual(lang, "状态", "State")]
     level_names = {"pipeline": bilingual(lang, "产线", "Pipeline"), "step": bilingual(lang, "步骤", "Step"),
                    "step_model": bilingual(lang, "步骤+模型", "Step + model")}
@@ -250,8 +250,8 @@ async def prices_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
         state = bilingual(lang, "生效中", "current") if in_period(r, now) else \
             bilingual(lang, "待生效", "scheduled")
         cells = [level_names[level], escape(r["step_name"] or ""), escape(r["model"] or ""),
-                 describe(price, choice_label(ptv, "billing_unit", r["billing_unit"], lang))
-                 if price else "?", _when(r["effective_from"], lang), _when(r["effective_to"], lang), state]
+                 describe(price, choice_label(ptv, "billing_unit", r["billing_unit"], lang), lang)
+                 if price else "?", _when(r["effective_from"], lang, tz), _when(r["effective_to"], lang, tz), state]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return head + table_html(cols, body) + "</section>"
 

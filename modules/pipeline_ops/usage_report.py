@@ -26,6 +26,7 @@ from sqlalchemy import and_, case, func, literal, select
 from app.core.clock import business_day, clamp_day, day_bounds, utcnow
 from app.crud.rows import jsonable
 from app.core.context import ctx_of
+from app.web.formatting import local_time, money
 from app.web.render import render
 from app.web.ui import lang_of
 from modules.pipeline_ops.sheets import sheet, wanted_format
@@ -129,7 +130,7 @@ async def chart_block(request: Request, field: str, value: str, days: int = 30) 
     more = "Daily report" if lang == "en" else "每日报表"
     y_axis = "calls" if lang == "en" else "调用次数"
     return (
-        f'<section class="panel usage-chart"><h2>{title} <small>({calls}, {amount.quantize(Decimal("0.01"))})'
+        f'<section class="panel usage-chart"><h2>{title} <small>({calls}, {money(amount, None, lang)})'
         f"</small></h2>{svg_bars([(d.day.isoformat(), n) for d, n, _ in totals], y_axis)}"
         f"{await refusals_block(request, field, value, days)}"
         f'<p><a href="{link}">{more}</a></p></section>'
@@ -188,34 +189,56 @@ class ReportRow:
     amount: Decimal = Decimal(0)
     refused: int = 0
     link: str = ""
+    pipeline_name: str = ""  # as the calls were billed (their snapshots), in the order first used
+    distributor_name: str = ""
 
 
-def usage_link(row: ReportRow, bounds: dict[date, Day]) -> str:
-    """The usage log list filtered to this row's calls: its day (in UTC, both ends included, as the
-    list's range filter is), its distributor and pipeline."""
+def usage_link(row: ReportRow, bounds: dict[date, Day], tz_name: str) -> str:
+    """The usage log list filtered to exactly this row's calls: its business day as the list's range
+    filter reads a typed time (in the business zone, both ends included, to the second), its
+    distributor and pipeline."""
     d = bounds[row.day]
-    params = {"pipeline_id": row.pipeline_id, "started_at__from": d.start.isoformat(sep=" "),
-              "started_at__to": (d.end - timedelta(seconds=1)).isoformat(sep=" ")}
+    params = {"pipeline_id": row.pipeline_id, "started_at__from": local_time(d.start, tz_name),
+              "started_at__to": local_time(d.end - timedelta(seconds=1), tz_name)}
     if row.distributor_id:
         params["distributor_id"] = row.distributor_id
     return "/pipeline_ops/pipeline_usage_log?" + urlencode(params)
 
 
+def joined_names(seen: list[tuple[datetime, str]]) -> str:
+    """The names a row's calls were billed under, oldest first ("Old → New" after a rename)."""
+    out: list[str] = []
+    for _, name in sorted(seen, key=lambda x: x[0]):
+        if name and name not in out:
+            out.append(name)
+    return " → ".join(out)
+
+
 async def report_rows(ctx: Any, days: list[Day], filters: dict[str, str]) -> list[ReportRow]:
-    """Totals per day × distributor × pipeline × currency (one query, a CASE per day) and the
-    refusals per day × distributor × pipeline, newest day first."""
+    """Totals per day × distributor × pipeline × currency (one query, a CASE per day) with the
+    names the calls had when they were admitted (their snapshot columns), and the refusals per
+    day × distributor × pipeline, newest day first."""
     t = ctx.catalog.tables["pipeline_usage_log"].table
     day = case(*[(t.c.started_at < d.end, literal(d.day.isoformat())) for d in days])
     stmt = (select(day, t.c.distributor_id, t.c.pipeline_id, t.c.currency, func.count(), func.sum(t.c.units),
-                   func.sum(t.c.amount))
+                   func.sum(t.c.amount), t.c.pipeline_name, t.c.distributor_name, func.min(t.c.started_at))
             .where(t.c.started_at >= days[0].start, t.c.started_at < days[-1].end, t.c.status.in_(COUNTED),
                    *[t.c[k] == v for k, v in filters.items() if v])
-            .group_by(day, t.c.distributor_id, t.c.pipeline_id, t.c.currency))
+            .group_by(day, t.c.distributor_id, t.c.pipeline_id, t.c.currency, t.c.pipeline_name,
+                      t.c.distributor_name))
     rows: dict[tuple, ReportRow] = {}
+    names: dict[tuple, tuple[list, list]] = {}
     async with ctx.db.connect() as conn:
         for r in await conn.execute(stmt):
             key = (date.fromisoformat(r[0]), r[1], r[2])
-            rows[(*key, r[3])] = ReportRow(*key, r[3], int(r[4]), int(r[5] or 0), Decimal(str(r[6] or 0)))
+            row = rows.setdefault((*key, r[3]), ReportRow(*key, r[3]))
+            row.calls, row.units = row.calls + int(r[4]), row.units + int(r[5] or 0)
+            row.amount += Decimal(str(r[6] or 0))
+            pipes, dists = names.setdefault((*key, r[3]), ([], []))
+            pipes.append((r[9], r[7] or ""))
+            dists.append((r[9], r[8] or ""))
+        for key, (pipes, dists) in names.items():
+            rows[key].pipeline_name, rows[key].distributor_name = joined_names(pipes), joined_names(dists)
         if "dist_rejections" in ctx.catalog.tables:
             rj = ctx.catalog.tables["dist_rejections"].table
             refused = (select(rj.c.day, rj.c.distributor_id, rj.c.pipeline_id, func.sum(rj.c.refusals))
@@ -234,7 +257,7 @@ async def report_rows(ctx: Any, days: list[Day], filters: dict[str, str]) -> lis
     out = sorted(rows.values(), key=lambda x: (x.day, x.distributor_id or "", x.pipeline_id, x.currency),
                  reverse=True)
     for row in out:
-        row.link = usage_link(row, bounds)
+        row.link = usage_link(row, bounds, ctx.settings.business_timezone)
     return out
 
 
@@ -250,6 +273,8 @@ def report_totals(rows: list[ReportRow]) -> list[dict[str, Any]]:
 
 
 async def _names(ctx: Any, rows: list[ReportRow], filters: dict[str, str]) -> dict[str, str]:
+    """Today's names of the filters' and of the rows' distributors and pipelines: for the filter
+    chips, and for rows whose calls predate the snapshot columns."""
     names = {}
     async with ctx.db.connect() as conn:
         for table, key in (("distributors", "distributor_id"), ("pipelines", "pipeline_id")):
@@ -257,6 +282,10 @@ async def _names(ctx: Any, rows: list[ReportRow], filters: dict[str, str]) -> di
             if ids:
                 tt = ctx.catalog.tables[table].table
                 names.update({i: n for i, n in await conn.execute(select(tt.c.id, tt.c.name).where(tt.c.id.in_(ids)))})
+    for r in rows:
+        r.pipeline_name = r.pipeline_name or names.get(r.pipeline_id, r.pipeline_id)
+        if r.distributor_id:
+            r.distributor_name = r.distributor_name or names.get(r.distributor_id, r.distributor_id)
     return names
 
 
@@ -280,8 +309,8 @@ async def usage_daily(request: Request) -> Template | Response:
         internal = "internal" if lang == "en" else "内部"
         return sheet(fmt, f"usage-{first}-{last}", ["day", "distributor", "pipeline", "currency", "calls", "units",
                                                     "amount", "refused"],
-                     [[r.day.isoformat(), names.get(r.distributor_id, r.distributor_id or internal),
-                       names.get(r.pipeline_id, r.pipeline_id), r.currency, r.calls, r.units, r.amount, r.refused]
+                     [[r.day.isoformat(), r.distributor_name or internal, r.pipeline_name, r.currency, r.calls,
+                       r.units, r.amount, r.refused]
                       for r in rows])
     query = {k: jsonable(v) for k, v in {"from": first, "to": last, **filters}.items() if v}
     return render(request, "usage_daily.html", rows=rows, names=names, first=first, last=last, filters=filters,

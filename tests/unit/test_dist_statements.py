@@ -24,6 +24,7 @@ from dist_world import (
 )
 
 from app.core import clock
+from app.web.formatting import money
 from conftest import every_database
 
 pytestmark = every_database
@@ -133,7 +134,7 @@ async def test_statement_adds_up_freezes_and_carries_late_finishes(dist_admin, a
                                        params={"distributor_id": w.distributor_id, "month": "2026-10"})
     assert page.status_code == 200 and 'class="badge closed"' in page.text
     total = next(t for t in closed["totals"] if t["currency"] == "CNY")
-    assert total["amount"] in page.text
+    assert f'<td class="t-decimal">{money(total["amount"], "CNY")}</td>' in page.text  # the currency's 2 places
     sheet = await dist_admin.client.get("/pipeline_dist/statements", params={
         "distributor_id": w.distributor_id, "month": "2026-11", "format": "csv"})
     lines = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))
@@ -146,6 +147,7 @@ async def test_statement_adds_up_freezes_and_carries_late_finishes(dist_admin, a
     assert Decimal(str([x for x in cells if x[0] == "total"][0][-1])) == Decimal(total["amount"])
     overview = await dist_admin.client.get("/pipeline_dist/statements", params={"month": "2026-10"})
     assert overview.status_code == 200 and w.distributor_id in overview.text
+    assert f"{money(total['amount'], 'CNY')} CNY" in overview.text  # the frozen totals, in 2 places
 
 
 async def test_statement_month_is_checked(dist_admin):

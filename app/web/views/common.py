@@ -15,6 +15,7 @@ from app.crud.lookups import lookup_selected
 from app.crud.rows import Actor, CrudError, jsonable
 from app.crud.store import get_row
 from app.web.errors import error_reply
+from app.web.formatting import as_datetime, cell, local_time, typed_time
 from app.web.permits import may
 
 
@@ -58,8 +59,11 @@ async def row_or_404(ctx: AppContext, tv: TableView, row_id: str) -> dict[str, A
     return row
 
 
-def display(tv: TableView, texts: dict[str, dict[str, str]], lang: str) -> Callable[[str, dict], str]:
-    """How a cell reads: choice titles and lookup text instead of raw values."""
+def display(tv: TableView, texts: dict[str, dict[str, str]], lang: str,
+            tz_name: str = "UTC") -> Callable[[str, dict], str]:
+    """How a cell reads: choice titles, the lookup text (the row's own snapshot of it first),
+    money, unit prices and times as `app.web.formatting` shows them (times in `tz_name`)."""
+    snapshots = {c.field: c.snapshot for c in tv.spec.codes if c.snapshot}
 
     def show(name: str, row: dict) -> str:
         value = row.get(name)
@@ -70,26 +74,35 @@ def display(tv: TableView, texts: dict[str, dict[str, str]], lang: str) -> Calla
             for c in f.choices:
                 if c.value == str(value):
                     return c.label(lang)
+        if name in snapshots and row.get(snapshots[name]):
+            return str(row[snapshots[name]])
         if name in texts:
             return texts[name].get(str(value), str(value))
-        if f.type == "decimal" and f.dec is not None:
-            return f"{jsonable(value) if not isinstance(value, str) else value}"
-        return str(jsonable(value))
+        shown = cell(f, value, row, lang, tz_name)
+        return shown if shown is not None else str(jsonable(value))
 
     return show
 
 
-def form_values(tv: TableView, row: dict) -> dict[str, str]:
-    """Row → strings the form's inputs show (datetime-local wants a `T`)."""
+def form_values(tv: TableView, row: dict, tz_name: str = "UTC") -> dict[str, str]:
+    """Row → strings the form's inputs show: times in `tz_name` (the business zone, as the
+    record page shows them), with the `T` datetime-local wants."""
     out = {}
     for name, value in row.items():
         if value is None or name in tv.view["confidential"]:
             continue
         text = str(jsonable(value))
         if tv.fields[name].is_datetime:
-            text = text.replace(" ", "T")
+            when = as_datetime(value)
+            text = (local_time(when, tz_name) if when is not None else text).replace(" ", "T")
         out[name] = text
     return out
+
+
+def typed_values(tv: TableView, data: dict[str, Any], tz_name: str) -> dict[str, Any]:
+    """A form's submitted values for the store: times typed in `tz_name` as naive UTC."""
+    return {k: typed_time(v, tz_name) if isinstance(v, str) and v.strip() and tv.fields[k].is_datetime else v
+            for k, v in data.items()}
 
 
 async def picked_options(

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from app.core.catalog import Catalog, TableView
 from app.core.context import ctx_of
 from app.crud.query import order_by, parse_list_query, where_clauses
-from app.web.ui import lang_of
+from app.web.ui import lang_of, zone_of
 from app.web.views.common import Route
 from app.web.views.sheets import csv_cell, xlsx_cell
 
@@ -43,8 +43,8 @@ def header(tv: TableView, fields: list[str], lang: str) -> list[str]:
 
 
 def readable_columns(catalog: Catalog, tv: TableView, fields: list[str]) -> tuple[list[Any], Any]:
-    """The exported columns and their FROM: a code field as its target's text (outer-joined, the
-    raw value when the target is gone), every other field as it is."""
+    """The exported columns and their FROM: a code field as its row's snapshot of the text, else its
+    target's text (outer-joined, the raw value when the target is gone), every other field as it is."""
     t = tv.table
     joined, cols = t, []
     for name in fields:
@@ -55,13 +55,14 @@ def readable_columns(catalog: Catalog, tv: TableView, fields: list[str]) -> tupl
             continue
         other = target.table.alias(f"fk_{name}")
         joined = joined.outerjoin(other, other.c[code.valuefield] == t.c[name])
-        cols.append(func.coalesce(other.c[code.textfield], t.c[name]).label(name))
+        kept = [t.c[code.snapshot]] if code.snapshot else []  # the text of the time, as the pages show it
+        cols.append(func.coalesce(*kept, other.c[code.textfield], t.c[name]).label(name))
     return cols, joined
 
 
 async def rows_of(request: Request, tv: TableView, fields: list[str]) -> AsyncIterator[tuple[Any, ...]]:
     params = {k: v for k, v in request.query_params.items() if k not in ("page", "rows", "after")}
-    lq = parse_list_query(tv, params)
+    lq = parse_list_query(tv, params, zone_of(request))
     ctx = ctx_of(request)
     cols, joined = readable_columns(ctx.catalog, tv, fields)
     stmt = select(*cols).select_from(joined).where(*where_clauses(tv, lq)).order_by(*order_by(tv, lq.sort))

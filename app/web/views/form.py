@@ -14,8 +14,16 @@ from app.crud.rows import CrudError
 from app.crud.store import create_row, update_row
 from app.web.notices import notice_redirect
 from app.web.render import render
-from app.web.ui import lang_of
-from app.web.views.common import Route, actor_of, form_values, heading_of, picked_options, row_or_404
+from app.web.ui import lang_of, zone_of
+from app.web.views.common import (
+    Route,
+    actor_of,
+    form_values,
+    heading_of,
+    picked_options,
+    row_or_404,
+    typed_values,
+)
 from app.web.views.parents import Parent, crumbs_of, parent_of
 
 
@@ -99,7 +107,7 @@ class RowForm:
         """The row's values to edit; for a new row the query's values, then the spec's defaults."""
         tv = self.tv
         if self.editing:
-            values = form_values(tv, await row_or_404(ctx_of(request), tv, row_id))
+            values = form_values(tv, await row_or_404(ctx_of(request), tv, row_id), zone_of(request))
         else:
             values = {k: v for k, v in request.query_params.items() if k in tv.view["form_fields"]}
             for name in tv.view["form_fields"]:
@@ -112,11 +120,12 @@ class RowForm:
         tv = self.tv
         form = await request.form()
         data = {name: form.get(name) for name in tv.view["form_fields"] if name in form}
+        stored = typed_values(tv, data, zone_of(request))
         try:
             if self.editing:
-                row = await update_row(ctx_of(request), tv, row_id, data, actor_of(request), strict=False)
+                row = await update_row(ctx_of(request), tv, row_id, stored, actor_of(request), strict=False)
             else:
-                row = await create_row(ctx_of(request), tv, data, actor_of(request), strict=False)
+                row = await create_row(ctx_of(request), tv, stored, actor_of(request), strict=False)
         except CrudError as exc:
             if exc.status == 404:
                 raise

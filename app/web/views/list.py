@@ -12,7 +12,7 @@ from litestar.response import Template
 from app.core.context import ctx_of
 from app.crud.query import code_texts, list_rows, parse_list_query
 from app.web.render import render
-from app.web.ui import lang_of
+from app.web.ui import lang_of, zone_of
 from app.web.views.bulk import bulk_ops
 from app.web.views.common import Route, can, display, picked_options
 
@@ -23,7 +23,7 @@ def list_page(route: Route) -> list[HTTPRouteHandler]:
     async def handler(request: Request) -> Template:
         ctx = ctx_of(request)
         params = dict(request.query_params)
-        lq = parse_list_query(tv, params)
+        lq = parse_list_query(tv, params, zone_of(request))
         result = await list_rows(ctx, tv, lq)
         texts = await code_texts(ctx, tv, result["rows"])
         sort = ",".join(lq.sort) if lq.sort else tv.view["sort"][0]
@@ -45,7 +45,7 @@ def list_page(route: Route) -> list[HTTPRouteHandler]:
             sort=sort,
             self_url=self_url,
             page_url=lambda n: self_url(page=n),
-            show=display(tv, texts, lang_of(request)),
+            show=display(tv, texts, lang_of(request), zone_of(request)),
             pages=max(1, math.ceil(result["total"] / lq.rows)),
             can_create=not tv.view["noedit"] and can(request, f"{tv.base}/new"),
             can_bulk=not tv.view["noedit"] and can(request, f"{tv.base}/bulk"),

@@ -14,7 +14,7 @@ from app.core.context import ctx_of
 from app.crud.query import code_texts, list_rows, parse_list_query
 from app.crud.rows import public
 from app.web.render import render
-from app.web.ui import lang_of
+from app.web.ui import lang_of, zone_of
 from app.web.views.common import Route, can, display, heading_of, row_or_404
 from app.web.views.parents import crumbs_of
 
@@ -42,7 +42,7 @@ async def record_context(request: Request, tv: TableView, row_id: str) -> dict[s
         row=shown,
         row_id=row_id,
         heading=heading_of(tv, shown),
-        show=display(tv, texts, lang_of(request)),
+        show=display(tv, texts, lang_of(request), zone_of(request)),
         actions=actions,
         subtables=await subtable_blocks(request, tv, row_id),
         can_edit=not tv.view["noedit"] and can(request, f"{tv.base}/{row_id}/edit"),
@@ -70,7 +70,7 @@ async def subtable_blocks(request: Request, tv: TableView, row_id: str) -> list[
                 "tv": stv,
                 "result": result,
                 "columns": columns,
-                "show": display(stv, texts, lang_of(request)),
+                "show": display(stv, texts, lang_of(request), zone_of(request)),
                 "name_of": partial(heading_of, stv),
                 "can_create": not stv.view["noedit"] and can(request, f"{stv.base}/new"),
                 "can_move": bool(stv.view.get("ordering")) and not stv.view["noedit"] and bool(result["rows"])
