@@ -279,3 +279,8 @@ async def seed(ctx: Any, **rows: list[dict]) -> None:
                     await conn.execute(insert(ctx.catalog.tables[table].table).values(**item))
     finally:
         await engine.dispose()
+
+
+def saved_id(location: str) -> str:
+    """The row id a saved form redirected to: its own page, or its parent's page at the row."""
+    return location.split("#row-")[1] if "#row-" in location else location.split("/")[-1].split("?")[0]

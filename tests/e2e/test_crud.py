@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from helpers import ROOT, Browserless
+from helpers import ROOT, Browserless, saved_id
 from live_server import LiveServer, prepare, server_env
 
 MANIFEST = json.loads((ROOT / "build" / "manifest.json").read_text())
@@ -112,8 +112,7 @@ def test_every_table_through_forms_and_api(server):
         # create through the HTML form
         r = op.submit(f"{base}/new", data)
         assert r.status_code == 303, (table, r.status_code, r.text[:2000])
-        location = r.headers["location"]  # the row's page, or its parent's page at the row
-        row_id = location.split("#row-")[1] if "#row-" in location else location.split("/")[-1]
+        row_id = saved_id(r.headers["location"])
         created[table] = row_id
         page = op.http.get(f"{base}/{row_id}")
         assert page.status_code == 200

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from helpers import saved_id
 from dist_world import (
     API,
     admit,
@@ -87,7 +88,7 @@ async def test_forms_take_and_show_times_in_the_business_zone(admin):
         "pipeline_id": p["id"], "billing_unit": "call", "price_mode": "unit", "unit_price": "0.5", "currency": "CNY",
         "effective_from": "2026-12-02T08:00", "status": "active"})
     assert r.status_code == 303, r.text
-    row_id = r.headers["location"].split("/")[-1].split("?")[0]
+    row_id = saved_id(r.headers["location"])
     stored = (await admin.api("GET", f"/api/pipeline_ops/pipeline_pricing/{row_id}")).json()
     assert stored["effective_from"] == "2026-12-02 00:00:00"  # 08:00 in Shanghai, kept as UTC
     edit = await admin.client.get(f"/pipeline_ops/pipeline_pricing/{row_id}/edit")
