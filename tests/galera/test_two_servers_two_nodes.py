@@ -28,6 +28,7 @@ from world import Tally, call_once, counter_mismatches, same_rows_everywhere
 pytestmark = [pytest.mark.galera, pytest.mark.slow]
 DAILY, CONCURRENCY, CALLERS = 30, 4, 90
 ADMIN = ("admin", "admin-Secret-123")
+SCRAPER = "scraper-token-of-the-cluster-test"
 
 
 @pytest.fixture(params=[False, True], ids=["log_bin_off", "log_bin_on"])
@@ -110,7 +111,9 @@ async def test_two_servers_on_two_nodes_stay_exact(cluster: GaleraCluster, tmp_p
     conn.close()
     rbac = f"sqlite:///{tmp_path / 'rbac.db'}"
     env_a = server_env(cluster.url(1, "app"), rbac, tmp_path)
-    env_b = server_env(cluster.url([2, 3], "app"), rbac, tmp_path)
+    (tmp_path / "b").mkdir()
+    env_b = server_env(cluster.url([2, 3], "app"), rbac, tmp_path / "b",  # B's own logs and metrics
+                       PIPELINE_METRICS_TOKEN=SCRAPER)
     prepare(env_a, {ADMIN[0]: (ADMIN[1], "pipeline.admin")})
     with LiveServer(env_a) as a, LiveServer(env_b) as b:
         op = Browserless(a.url)
@@ -132,3 +135,26 @@ async def test_two_servers_on_two_nodes_stay_exact(cluster: GaleraCluster, tmp_p
         assert b.proc is not None and b.proc.poll() is None
         same_rows_everywhere(cluster, "app")
         assert [w for m in cluster.nodes for w in counter_mismatches(cluster, m.n, "app")] == []
+        calm_records(b, tmp_path / "b", sum(t.statuses.get(503, 0) for n, t in tallies.items() if n != "A"))
+
+
+def calm_records(b: LiveServer, data, answered_503: int) -> None:
+    """B's records of the outage tell what its clients saw: the access log and /metrics have the
+    503s as 503 (never 500), the error log has a traceback per kind of failure, not per request,
+    and the process's own output (server.out under start.sh) stays small."""
+    import json
+
+    access = [json.loads(line) for line in (data / "logs" / "access.log").read_text().splitlines()]
+    logged = [x["status"] for x in access if x["path"].startswith("/api/dist/")]
+    assert 500 not in logged and logged.count(503) >= answered_503, (logged.count(503), answered_503)
+    errors = [json.loads(line) for line in (data / "logs" / "app.log").read_text().splitlines()]
+    assert sum(1 for x in errors if x.get("exc")) <= 10, [x.get("message") for x in errors][:20]
+    assert (data / f"server-{b.port}.log").stat().st_size < 20_000
+    r = httpx.get(b.url + "/metrics", headers={"Authorization": f"Bearer {SCRAPER}"})
+    assert r.status_code == 200, r.text[:300]
+    requests = [line for line in r.text.splitlines() if line.startswith("pipeline_http_requests_total")]
+    dist = [line for line in requests if "/api/dist/" in line]
+    assert dist, requests
+    assert not [line for line in dist if 'status="500"' in line], dist
+    if answered_503:
+        assert any('status="503"' in line for line in dist), dist
