@@ -31,7 +31,7 @@ def hosts(url: str) -> list[tuple[str, int | None]]:
     m = _HOSTS.match(url)
     if not m or "," not in m["hosts"]:
         parsed = make_url(url)
-        return [(parsed.host or "", parsed.port)]
+        return [(parsed.host or "127.0.0.1", parsed.port)]
     out = []
     for part in m["hosts"].split(","):
         host, _, port = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "")
