@@ -10,7 +10,7 @@ end
 
 function init(args)
   key, code, tag = args[1], args[2], args[3]
-  admits, finishes, refused, failed, seq = 0, 0, 0, 0, 0
+  admits, finishes, refused, failed, busy, seq = 0, 0, 0, 0, 0, 0
   pending = {}
   headers = {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}
   admit_path = "/api/dist/v1/pipelines/" .. code .. "/calls"
@@ -35,14 +35,16 @@ function response(status, hdrs, body)
   elseif status == 429 then
     refused = refused + 1
   else
-    failed = failed + 1
+    failed = failed + 1  -- every other status; a 503 ("busy", "unavailable") is also counted apart
+    if status == 503 then busy = busy + 1 end
   end
 end
 
 function done(summary, latency, requests)
-  local a, f, r, x = 0, 0, 0, 0
+  local a, f, r, x, b = 0, 0, 0, 0, 0
   for _, t in ipairs(threads) do
     a, f, r, x = a + t:get("admits"), f + t:get("finishes"), r + t:get("refused"), x + t:get("failed")
+    b = b + t:get("busy")
   end
-  io.write(string.format("RESULT admits=%d finishes=%d refused=%d failed=%d\n", a, f, r, x))
+  io.write(string.format("RESULT admits=%d finishes=%d refused=%d failed=%d busy=%d\n", a, f, r, x, b))
 end

@@ -1,7 +1,9 @@
 """Async engines for the app and RBAC databases, from plain URLs users already know."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -20,8 +22,39 @@ ASYNC_DRIVERS = {
 }
 
 
+# mysql://user:pw@host1:3306,host2:3307/db?... : several hosts, tried in order (docs/cluster.md)
+_HOSTS = re.compile(r"^(?P<head>[^:/]+://(?:[^@/]*@)?)(?P<hosts>[^/?#]*)(?P<tail>.*)$")
+
+
+def hosts(url: str) -> list[tuple[str, int | None]]:
+    """The (host, port) list of a URL, in the order to try them (one for a plain URL)."""
+    m = _HOSTS.match(url)
+    if not m or "," not in m["hosts"]:
+        parsed = make_url(url)
+        return [(parsed.host or "127.0.0.1", parsed.port)]
+    out = []
+    for part in m["hosts"].split(","):
+        host, _, port = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "")
+        out.append((host or "127.0.0.1", int(port) if port else None))
+    return out
+
+
+def first_host(url: str) -> str:
+    """The URL with only its first host: what SQLAlchemy's URL parser reads."""
+    m = _HOSTS.match(url)
+    if not m or "," not in m["hosts"]:
+        return url
+    return m["head"] + m["hosts"].split(",")[0].strip() + m["tail"]
+
+
 def async_url(url: str) -> str:
-    """`mysql://root@host/db` → `mysql+aiomysql://root@host/db?charset=utf8mb4` (drivers kept)."""
+    """`mysql://root@host/db` → `mysql+aiomysql://root@host/db?charset=utf8mb4` (drivers kept;
+    a URL with several hosts keeps them)."""
+    m = _HOSTS.match(url)
+    if m and "," in m["hosts"]:
+        single = async_url(first_host(url))
+        one = _HOSTS.match(single)
+        return one["head"] + m["hosts"] + one["tail"]
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if "+" not in parsed.drivername:
@@ -33,13 +66,15 @@ def async_url(url: str) -> str:
 
 def dialect_name(url: str) -> str:
     """The DDL dialect for a URL: mysql, sqlite or postgresql."""
-    backend = make_url(url).get_backend_name()
+    backend = make_url(first_host(url)).get_backend_name()
     return {"mariadb": "mysql", "postgres": "postgresql"}.get(backend, backend)
 
 
 def make_engine(url: str, **kwargs) -> AsyncEngine:
     """An engine with the per-dialect settings that keep it honest under load."""
     full = async_url(url)
+    order = hosts(full)
+    full = first_host(full)
     backend = make_url(full).get_backend_name()
     if backend == "sqlite":
         database = make_url(full).database
@@ -59,6 +94,10 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 1800)
+    if len(order) > 1:
+        if backend not in ("mysql", "mariadb"):
+            raise ValueError("several hosts in one database URL: MariaDB/MySQL only (see docs/cluster.md)")
+        kwargs["async_creator"] = _failover_creator(full, order)
     engine = create_async_engine(full, **kwargs)
     table_versions.watch(engine)
     if backend in ("mysql", "mariadb"):
@@ -72,6 +111,44 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
                 raise ClusterMisconfigured(refusal)
 
     return engine
+
+
+def _failover_creator(url: str, order: list[tuple[str, int | None]]) -> Any:
+    """An `async_creator` that opens a connection to the first host of `order` that answers,
+    with the arguments SQLAlchemy's dialect would have used for `url`."""
+    parsed = make_url(url)
+    _, params = parsed.get_dialect()().create_connect_args(parsed)
+    params.setdefault("connect_timeout", 3)  # a host that does not answer at all: move on soon
+
+    async def creator() -> Any:
+        return await connect_first(order, _driver_connect(parsed.get_driver_name()), **params)
+
+    return creator
+
+
+def _driver_connect(driver: str) -> Any:
+    if driver == "asyncmy":
+        import asyncmy
+
+        return asyncmy.connect
+    import aiomysql
+
+    return aiomysql.connect
+
+
+async def connect_first(order: list[tuple[str, int | None]], connect: Any, **params: Any) -> Any:
+    """`await connect(host=, port=, **params)` for each host in turn; the first that answers
+    wins. Only "cannot reach it" moves on (a wrong password is the same on every node)."""
+    last: BaseException | None = None
+    for host, port in order:
+        try:
+            return await connect(**{**params, "host": host, "port": port or 3306})
+        except Exception as exc:  # noqa: BLE001 - classified just below
+            if not is_unavailable(exc):
+                raise
+            last = exc
+    assert last is not None
+    raise last
 
 
 class ClusterMisconfigured(RuntimeError):

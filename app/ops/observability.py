@@ -147,8 +147,13 @@ def configure_logging(data_dir: Path) -> None:
 
 
 def registry() -> CollectorRegistry | None:
-    """The multiprocess registry when workers share a metrics folder, else the default one."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """The multiprocess registry when workers share a metrics folder, else the default one.
+    Only if this process counts into that folder: prometheus_client picks in-memory or file-backed
+    values when it is first imported, and `pipeline-app serve` with one worker imports it (the
+    modules' commands) before it sets the folder; its /metrics was empty."""
+    from prometheus_client import values
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and values.ValueClass is not values.MutexValue:
         from prometheus_client import multiprocess
 
         reg = CollectorRegistry()

@@ -23,9 +23,10 @@ import msgspec
 
 from app.core.batching import Batcher
 from app.core.cache import TTLCache
-from app.core.db import CLUSTER_VARIABLES, ClusterMisconfigured, cluster_refusal
+from app.core.db import CLUSTER_VARIABLES, ClusterMisconfigured, cluster_refusal, first_host, hosts, is_unavailable
 from app.core.retry import Retryable
 from modules.pipeline_dist.limits import CALL_COLUMNS, CALL_TIMES, LINK_KEYS, PRICE_KEYS, Duplicate, Limit
+from modules.pipeline_dist.raw_pool import FailoverPool
 from modules.pipeline_dist.procedures import (
     ADMIT_MEMBER,
     FINISH_MEMBER,
@@ -321,6 +322,8 @@ class _RawTransaction:
         try:
             if kind is None and not tx.committed:
                 await tx.conn.commit()
+            elif kind is not None and (tx.conn.closed or is_unavailable(exc)):
+                tx.conn.close()  # the server is gone or the link broke: drop it, it rolls back there
             elif kind is not None:
                 try:
                     await tx.conn.rollback()
@@ -358,21 +361,23 @@ class RawStore:
 
     @classmethod
     async def open(cls, url: str, size: int = 10) -> RawStore:
-        import aiomysql
+        """The pool of `url` (its hosts tried in order: app.core.db.hosts), checked and set up."""
         from sqlalchemy.engine import make_url
 
-        u = make_url(url)
-        pool = await aiomysql.create_pool(
-            host=u.host or "127.0.0.1", port=u.port or 3306, user=u.username or "root", password=u.password or "",
-            db=u.database, charset=u.query.get("charset", "utf8mb4"), unix_socket=u.query.get("unix_socket"),
-            autocommit=False, minsize=1, maxsize=size,
-            pool_recycle=1800,
-            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        u = make_url(first_host(url))
+        pool = FailoverPool(hosts(url), dict(
+            user=u.username or "root", password=u.password or "", db=u.database,
+            charset=u.query.get("charset", "utf8mb4"), unix_socket=u.query.get("unix_socket"),
+            autocommit=False, connect_timeout=3,
+            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"), size)
         procs = procedures(_CALL_JSON)
         try:
-            async with pool.acquire() as conn:
+            conn = await pool.acquire()
+            try:
                 await _refuse_misconfigured_cluster(conn)
                 await install(conn, (procs.admit, procs.finish))
+            finally:
+                pool.release(conn)
         except BaseException:
             pool.close()
             await pool.wait_closed()
