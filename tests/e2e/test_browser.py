@@ -4,24 +4,22 @@ bulk-edit, and grant a path on the RBAC page. Screenshots of the main pages go t
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import openpyxl
 import pytest
+from browser_kit import CHROMIUM, SCREENS, chromium, need_chromium
 from helpers import ROOT
 from live_server import LiveServer, prepare, server_env
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+__all__ = ["CHROMIUM"]  # re-exported: older browser tests import it from here
 SHOTS = ROOT / "screenshots"
 PASSWORD = "browser-Passw0rd!"
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
 def server(request, new_database, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (./test.sh installs it)")
+    need_chromium()
     app_url = new_database(request.param)
     env = server_env(app_url, app_url, tmp_path)
     prepare(env, {"olga": (PASSWORD, "pipeline.admin"), "vera": ("vera-Passw0rd!", "ops.viewer")})
@@ -32,18 +30,11 @@ def server(request, new_database, tmp_path):
 
 @pytest.fixture
 def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        context = browser.new_context(base_url=server.url, viewport={"width": 1366, "height": 900},
-                                      accept_downloads=True)
+    with chromium() as browser:
+        context = browser.new_context(base_url=server.url, viewport=SCREENS["desktop"], accept_downloads=True)
         pg = context.new_page()
         pg.on("dialog", lambda d: d.accept())
         yield pg
-        browser.close()
 
 
 def shot(page, server, name: str) -> None:
@@ -67,7 +58,7 @@ def test_operator_day(page, server, tmp_path):
     page.fill("#username", "olga")
     page.fill("#password", PASSWORD)
     with page.expect_navigation():
-        page.click("button[type=submit]")
+        page.click("form.record-form button[type=submit]")
     page.goto("/")
     assert "产线" in page.content()
     shot(page, server, "home")

@@ -12,17 +12,14 @@ import time
 
 import pytest
 from live_server import Browserless, create_offer
+from browser_kit import log_in
 from test_browser import PASSWORD, page, server, shot  # noqa: F401 - the live server and browser fixtures
 
 pytestmark = pytest.mark.browser
 
 
 def login(page) -> None:  # noqa: F811 - the fixture's name
-    page.goto("/login")
-    page.fill("#username", "olga")
-    page.fill("#password", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
+    assert log_in(page, "olga", PASSWORD) == 303
 
 
 def run_curl(command: str) -> subprocess.CompletedProcess:

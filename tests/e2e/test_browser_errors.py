@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from live_server import Browserless, LiveServer, cli, prepare, server_env
-from test_browser import CHROMIUM, SHOTS
+from browser_kit import SCREENS, chromium, log_in, need_chromium
+from test_browser import SHOTS
 
 pytestmark = pytest.mark.browser
 ADMIN, VIEWER = ("olga", "olga-Passw0rd!"), ("vera", "vera-Passw0rd!")
-SIZES = {"wide": {"width": 1366, "height": 900}, "narrow": {"width": 390, "height": 844}}
 
 
 def _viewer_paths() -> list[str]:
@@ -42,8 +42,7 @@ def _grant(url: str, role: str, paths: list[str]) -> None:
 
 @pytest.fixture(params=["sqlite", "mariadb"])
 def server(request, new_database, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (./test.sh installs it)")
+    need_chromium()
     app_url = new_database(request.param)
     env = server_env(app_url, app_url, tmp_path)
     prepare(env, {ADMIN[0]: (ADMIN[1], "pipeline.admin"), VIEWER[0]: (VIEWER[1], "ops.viewer")})
@@ -54,18 +53,14 @@ def server(request, new_database, tmp_path):
         yield srv
 
 
-@pytest.fixture(params=list(SIZES))
+@pytest.fixture(params=list(SCREENS))
 def browser_page(request, server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        context = browser.new_context(base_url=server.url, viewport=SIZES[request.param])
+    with chromium() as browser:
+        context = browser.new_context(base_url=server.url, viewport=SCREENS[request.param])
         pg = context.new_page()
         pg.on("dialog", lambda d: d.accept())
         pg.size_name = request.param
         yield pg
-        browser.close()
 
 
 def shot(page, server, name: str) -> None:
@@ -75,11 +70,7 @@ def shot(page, server, name: str) -> None:
 
 def login(page, user: tuple[str, str]) -> None:
     page.context.clear_cookies()
-    page.goto("/login")
-    page.fill("#username", user[0])
-    page.fill("#password", user[1])
-    with page.expect_navigation():
-        page.click("form button[type=submit]")
+    assert log_in(page, *user) == 303
 
 
 def fits(page) -> bool:

@@ -5,20 +5,18 @@ screenshots/picker-*.png."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from datetime import datetime
-from pathlib import Path
 
 import pytest
+from browser_kit import SCREENS, chromium, log_in, need_chromium
 from helpers import ROOT
 from live_server import LiveServer, prepare, server_env
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "screenshots"
 PASSWORD = "picker-Passw0rd!"
 COUNT = 2000
-VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+VIEWPORTS = SCREENS
 
 
 async def _fill(url: str) -> None:
@@ -42,8 +40,7 @@ async def _fill(url: str) -> None:
 
 @pytest.fixture(params=["sqlite", "mariadb"])
 def server(request, new_database, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (./test.sh installs it)")
+    need_chromium()
     app_url = new_database(request.param)
     env = server_env(app_url, app_url, tmp_path)
     prepare(env, {"pia": (PASSWORD, "pipeline.admin")})
@@ -55,14 +52,8 @@ def server(request, new_database, tmp_path):
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def shot(page, server, name: str) -> None:
@@ -92,11 +83,7 @@ def type_and_wait(page, box: str, text: str) -> None:
 def test_pick_a_pipeline_by_its_code(server, browser, screen):
     context = browser.new_context(base_url=server.url, viewport=VIEWPORTS[screen])
     page = context.new_page()
-    page.goto("/login")
-    page.fill("#username", "pia")
-    page.fill("#password", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
+    assert log_in(page, "pia", PASSWORD) == 303
     wanted = f"{1234:032x}"
 
     # the step form: the picker finds pipeline flow-1234 by its code, ranked first

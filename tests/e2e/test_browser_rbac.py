@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from live_server import cli
-from test_browser import CHROMIUM, PASSWORD, server  # noqa: F401 - the live server fixture
+from browser_kit import chromium, log_in
+from test_browser import PASSWORD, server  # noqa: F401 - the live server fixture
 
 pytestmark = pytest.mark.browser
 SIZES = {"wide": (1366, 900), "phone": (390, 844)}
@@ -26,27 +27,21 @@ ORG = "acme-east"
 @pytest.fixture(params=list(SIZES))
 def browser(request, server):  # noqa: F811 - the fixture's name
     """A Chromium of one screen size; `browser.new_page()` opens a fresh session (own cookies)."""
-    from playwright.sync_api import sync_playwright
-
     width, height = SIZES[request.param]
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+    with chromium() as chrome:
 
         class Screen:
             size = request.param
 
             @staticmethod
             def new_page():
-                context = chromium.new_context(base_url=server.url, viewport={"width": width, "height": height},
-                                               is_mobile=width < 500, has_touch=width < 500)
+                context = chrome.new_context(base_url=server.url, viewport={"width": width, "height": height},
+                                              is_mobile=width < 500, has_touch=width < 500)
                 pg = context.new_page()
                 pg.on("dialog", lambda d: d.accept())  # the data-confirm questions
                 return pg
 
         yield Screen
-        chromium.close()
 
 
 def shot(page, tmp_path: Path, size: str, name: str) -> None:
@@ -57,16 +52,7 @@ def shot(page, tmp_path: Path, size: str, name: str) -> None:
     assert width <= inner, f"{name} is {width} px wide on a {inner} px screen"
 
 
-def login(page, username: str, password: str) -> int:
-    """Submit the login form; the status of the answer (303 then 200 on success, 400 refused)."""
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    with page.expect_navigation() as nav:
-        page.click("form.record-form button[type=submit]")
-    response = nav.value
-    redirected = response.request.redirected_from
-    return redirected.response().status if redirected else response.status
+login = log_in
 
 
 def submit(page, selector: str) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_browser import CHROMIUM, PASSWORD, SHOTS, server  # noqa: F401 - the server fixture
+from browser_kit import SCREENS, chromium, log_in
+from test_browser import PASSWORD, SHOTS, server  # noqa: F401 - the server fixture
 
 pytestmark = pytest.mark.browser
-WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
 
 
 NAMES = ("ingest", "ocr", "translate", "deliver")
@@ -22,18 +22,12 @@ def order(page) -> list[str]:
 
 
 def test_steps_are_edited_fast(server):  # noqa: F811 - the fixture imported above
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        for width_name, (width, height) in WIDTHS.items():
-            page = browser.new_context(base_url=server.url, viewport={"width": width, "height": height}).new_page()
+    with chromium() as browser:
+        for width_name, screen in SCREENS.items():
+            width = screen["width"]
+            page = browser.new_context(base_url=server.url, viewport=screen).new_page()
             page.on("dialog", lambda d: d.accept())
-            page.goto("/login")
-            page.fill("#username", "olga")
-            page.fill("#password", PASSWORD)
-            with page.expect_navigation():
-                page.click("button[type=submit]")
+            assert log_in(page, "olga", PASSWORD) == 303
             code = f"flow-{width_name}"
             page.goto("/pipeline_core/pipelines/new")
             page.fill("#f-code", code)
@@ -91,4 +85,3 @@ def test_steps_are_edited_fast(server):  # noqa: F811 - the fixture imported abo
             with page.expect_navigation():
                 page.click("form.pipeline-publish button[type=submit]")
             assert f"已发布「Flow {width_name}」的版本 1。" in page.content(), page.content()[:2000]
-        browser.close()

@@ -1,0 +1,48 @@
+"""What every browser test shares: Debian's Chromium (a test is skipped without it; ./test.sh
+installs it), the two screen sizes the pages are checked at, and logging in through the form."""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+SCREENS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+def need_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (./test.sh installs it)")
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium for the block, closed after it."""
+    from playwright.sync_api import sync_playwright
+
+    need_chromium()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def log_in(page: Any, username: str, password: str) -> int:
+    """Submit the login form as a person does; the status of the answer (303 then 200 when it
+    let them in, 400 or 429 when it did not)."""
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    with page.expect_navigation() as nav:
+        page.click("form.record-form button[type=submit]")
+    response = nav.value
+    redirected = response.request.redirected_from
+    return redirected.response().status if redirected else response.status
