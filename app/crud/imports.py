@@ -9,6 +9,8 @@ through the same insert and update as a form, in one transaction.
 """
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -19,12 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.catalog import Catalog, TableView
 from app.core.context import AppContext
+from app.crud.import_checks import IN_LIMIT, Pending, chunk_errors, keyer, matching, rule_errors
 from app.crud.query import code_texts
 from app.crud.rows import Actor, CrudError, jsonable
-from app.crud.store import change_row, check_change, check_insert, insert_row
+from app.crud.store import audit, write_change, write_insert
 from app.crud.validate import validate_input
 
-CHUNK = 200  # rows checked per short read transaction
+CHUNK = 500  # rows planned per short read transaction, with one query per lookup
+TURN = 20  # rows planned between two turns of the event loop (a millisecond or two)
 ID_TITLES = ("编号", "id")
 
 
@@ -112,33 +116,54 @@ class Resolver:
         return [(mine.field, theirs.field) for theirs in target.spec.codes for mine in self.tv.spec.codes
                 if mine.field != code.field and mine.table == theirs.table and mine.valuefield == theirs.valuefield]
 
-    async def resolve(self, conn: AsyncConnection, data: dict[str, Any]) -> dict[str, str]:
-        """Replace code cells of `data` by what they name; → errors for names that are ambiguous."""
-        errors = {}
+    async def resolve(self, conn: AsyncConnection, datas: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """Replace code cells of each row by what they name, one query per code field for the names
+        not seen before; → per row, errors for names that are ambiguous."""
+        errors: list[dict[str, str]] = [{} for _ in datas]
         for code, target in self.codes:
-            text = str(data.get(code.field) or "").strip()
-            if not text:
-                continue
-            pairs = [(m, t) for m, t in self.siblings(code, target) if data.get(m)]
-            key = (code.field, text, tuple(str(data[m]) for m, _ in pairs))
-            if key not in self.cache:
-                self.cache[key] = await self._lookup(conn, code, target, text, pairs, data)
-            value, error = self.cache[key]
-            if error:
-                errors[code.field] = error
-            else:
-                data[code.field] = value
+            pairs = self.siblings(code, target)
+            wanted: dict[tuple, str] = {}
+            for data in datas:
+                text = str(data.get(code.field) or "").strip()
+                if text:
+                    key = self._key(code, text, pairs, data)
+                    if key not in self.cache:
+                        wanted[key] = text
+            if wanted:
+                await self._lookup(conn, code, target, pairs, wanted)
+            for i, data in enumerate(datas):
+                text = str(data.get(code.field) or "").strip()
+                if not text:
+                    continue
+                value, error = self.cache[self._key(code, text, pairs, data)]
+                if error:
+                    errors[i][code.field] = error
+                else:
+                    data[code.field] = value
         return errors
 
-    async def _lookup(self, conn: AsyncConnection, code: Any, target: TableView, text: str,
-                      pairs: list[tuple[str, str]], data: dict[str, Any]) -> tuple[str | None, str | None]:
+    @staticmethod
+    def _key(code: Any, text: str, pairs: list[tuple[str, str]], data: dict[str, Any]) -> tuple:
+        return code.field, text, tuple((m, str(data[m])) for m, _ in pairs if data.get(m))
+
+    async def _lookup(self, conn: AsyncConnection, code: Any, target: TableView, pairs: list[tuple[str, str]],
+                      wanted: dict[tuple, str]) -> None:
         tt = target.table
-        found = (await conn.execute(select(tt.c[code.valuefield], *[tt.c[t] for _, t in pairs])
-                                    .where(tt.c[code.textfield] == text).limit(50))).all()
-        found = [r for r in found if all(str(r[i + 1]) == str(data[m]) for i, (m, _) in enumerate(pairs))]
-        if len(found) > 1:
-            return None, f"{len(found)} rows of {target.title('en').lower()} are called {text!r}; use the id"
-        return (str(found[0][0]) if found else text), None
+        named: dict[str, list] = {}
+        key = keyer(conn)
+        for r in await matching(conn, tt.c[code.textfield], list(wanted.values()), tt.c[code.valuefield],
+                                *[tt.c[t] for _, t in pairs]):
+            named.setdefault(key(r[0]), []).append(r)
+        theirs = {m: i + 2 for i, (m, _) in enumerate(pairs)}
+        for k, text in wanted.items():
+            given = dict(k[2])
+            found = [r for r in named.get(key(text), [])
+                     if all(str(r[theirs[m]]) == v for m, v in given.items())]
+            if len(found) > 1:
+                what = target.title("en").lower()
+                self.cache[k] = None, f"{len(found)} rows of {what} are called {text!r}; use the id"
+            else:
+                self.cache[k] = (str(found[0][1]) if found else text), None
 
 
 class UniqueKeys:
@@ -159,38 +184,86 @@ class UniqueKeys:
                 self.seen[key] = plan.line
 
 
-async def plan_import(ctx: AppContext, tv: TableView, columns: Columns, rows: list[tuple[int, list[str]]], *,
-                      check: bool) -> list[RowPlan]:
-    """What the file would do, row by row; `check` runs the write's own checks too (the preview)."""
-    ids = [cells[columns.id_index].strip() for _, cells in rows if columns.id_index is not None]
-    existing = await _existing(ctx, tv, [i for i in ids if i])
-    texts = await code_texts(ctx, tv, list(existing.values()))
+@dataclass
+class Tally:
+    """What a file did, kept as it is planned: counts by action, every error, the first `shown`
+    changes. Plans themselves go chunk by chunk, so a big file's memory is its cells, no more."""
+
+    shown_max: int = 500
+    rows: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("insert", "update", "skip", "error"), 0))
+    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (line, field, message)
+    shown: list[RowPlan] = field(default_factory=list)
+
+    def add(self, plans: list[RowPlan]) -> None:
+        for p in plans:
+            self.rows += 1
+            self.counts[p.action] += 1
+            self.errors += [(p.line, name, msg) for name, msg in p.errors.items()] if p.action == "error" else []
+            if p.action in ("insert", "update") and len(self.shown) < self.shown_max:
+                self.shown.append(p)
+
+
+Rows = list[tuple[int, tuple[str, ...]]]
+
+
+async def plan_chunks(ctx: AppContext, tv: TableView, columns: Columns, rows: Rows, *, check: bool,
+                      conn: AsyncConnection | None = None) -> AsyncIterator[list[RowPlan]]:
+    """What the file would do, row by row, CHUNK rows at a time; `check` runs the write's own
+    checks too (the preview). Each chunk is one short read transaction (or a part of the caller's
+    `conn`) with one query per lookup, and the event loop gets its turns meanwhile."""
     resolver = Resolver(ctx.catalog, tv, set(columns.fields.values()))
-    keys, seen_ids, plans = UniqueKeys(tv), {}, []
+    keys, seen_ids = UniqueKeys(tv), {}
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start:start + CHUNK]
-        async with ctx.db.connect() as conn:  # one short read transaction: nothing is locked for long
-            for line, cells in chunk:
-                plan = RowPlan(line)
-                row_id = cells[columns.id_index].strip() if columns.id_index is not None else ""
-                before = existing.get(row_id) if row_id else None
-                if row_id and row_id in seen_ids:
-                    plan.fail({"": f"the id is also on row {seen_ids[row_id]} of the file"})
-                elif row_id and before is None:
-                    plan.fail({"": "no row has this id; leave the id empty to add a new row"})
-                seen_ids.setdefault(row_id, line)
-                if plan.action != "error":
-                    await _plan_row(ctx, conn, tv, plan, columns, cells, before, texts, resolver, keys, check)
-                plans.append(plan)
+        if conn is None:
+            async with ctx.db.connect() as own:  # nothing is locked for long
+                plans = await _plan_chunk(ctx, own, tv, columns, chunk, resolver, keys, seen_ids, check)
+        else:
+            plans = await _plan_chunk(ctx, conn, tv, columns, chunk, resolver, keys, seen_ids, check)
+        yield plans
+        await asyncio.sleep(0)
+
+
+async def _plan_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, columns: Columns, chunk: Rows,
+                      resolver: Resolver, keys: UniqueKeys, seen_ids: dict[str, int], check: bool) -> list[RowPlan]:
+    ids = [cells[columns.id_index].strip() for _, cells in chunk] if columns.id_index is not None else []
+    existing = await _existing(ctx, tv, [i for i in ids if i], conn)
+    texts = await code_texts(ctx, tv, list(existing.values())) if existing else {}
+    plans, todo = [], []
+    for n, (line, cells) in enumerate(chunk):
+        plan = RowPlan(line)
+        row_id = ids[n] if ids else ""
+        before = existing.get(row_id) if row_id else None
+        if row_id and row_id in seen_ids:
+            plan.fail({"": f"the id is also on row {seen_ids[row_id]} of the file"})
+        elif row_id and before is None:
+            plan.fail({"": "no row has this id; leave the id empty to add a new row"})
+        seen_ids.setdefault(row_id, line)
+        plans.append(plan)
+        if plan.action != "error":
+            todo.append((plan, cells, before))
+    datas = [{name: cells[i] for i, name in columns.fields.items()} for _, cells, _ in todo]
+    resolved = [dict(d) for d in datas]  # the cells as read stay for the diff
+    found = await resolver.resolve(conn, resolved)
+    pending: list[tuple[RowPlan, Pending]] = []
+    for n, ((plan, _, before), data, shown, errors) in enumerate(zip(todo, resolved, datas, found, strict=True)):
+        item = _plan_row(tv, plan, data, shown, before, texts, errors, keys)
+        if item is not None:
+            pending.append((plan, item))
+        if n % TURN == TURN - 1:
+            await asyncio.sleep(0)  # the loop's turn: no request waits for a whole chunk
+    if check and pending:
+        for (plan, _), errors in zip(pending, await chunk_errors(ctx, conn, tv, [i for _, i in pending]),
+                                     strict=True):
+            if errors:
+                plan.fail(errors)
     return plans
 
 
-async def _plan_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, plan: RowPlan, columns: Columns,
-                    cells: list[str], before: dict | None, texts: dict[str, dict[str, str]], resolver: Resolver,
-                    keys: UniqueKeys, check: bool) -> None:
-    shown = {name: cells[i] for i, name in columns.fields.items()}
-    data = dict(shown)
-    errors = await resolver.resolve(conn, data)
+def _plan_row(tv: TableView, plan: RowPlan, data: dict[str, Any], shown: dict[str, str], before: dict | None,
+              texts: dict[str, dict[str, str]], errors: dict[str, str], keys: UniqueKeys) -> Pending | None:
+    """Plan one row from its resolved cells; → what the write's checks still have to see, if anything."""
     if before is None:
         data = {k: v for k, v in data.items() if str(v).strip() != ""}  # empty: the default applies
         values, invalid = validate_input(tv, data, creating=True, strict=False)
@@ -199,24 +272,15 @@ async def _plan_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, plan:
         plan.action, plan.row_id = "skip", str(before[tv.pk])
         values, invalid = validate_input(tv, data, creating=False, strict=False)
         changed = [n for n, v in values.items() if not same(v, before.get(n))]
+        values = {n: values[n] for n in changed}
         if changed:
             plan.action, plan.data = "update", {n: data[n] for n in changed}
             plan.changes = [(n, _shown(before, n, texts), shown[n]) for n in changed]
     if errors or invalid:
         plan.fail(invalid | errors)
-        return
+        return None
     keys.check(plan, {**(before or {}), **values})
-    if not check or plan.action not in ("insert", "update"):
-        return
-    try:
-        if before is None:
-            await check_insert(ctx, conn, tv, plan.data, strict=False)
-        else:
-            await check_change(ctx, conn, tv, before, plan.data, strict=False)
-    except CrudError as exc:
-        if exc.status >= 500:
-            raise
-        plan.fail(exc.errors or {"": exc.message})
+    return Pending(values, before) if plan.action in ("insert", "update") else None
 
 
 def _shown(row: dict, name: str, texts: dict[str, dict[str, str]]) -> str:
@@ -226,46 +290,76 @@ def _shown(row: dict, name: str, texts: dict[str, dict[str, str]]) -> str:
     return texts.get(name, {}).get(str(value), str(jsonable(value)))
 
 
-async def _existing(ctx: AppContext, tv: TableView, ids: list[str]) -> dict[str, dict]:
-    """The rows the file names by id, read in chunks before any check."""
-    out: dict[str, dict] = {}
-    t = tv.table
-    async with ctx.db.connect() as conn:
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 500):
-            for r in await conn.execute(select(t).where(t.c[tv.pk].in_(unique[start:start + 500]))):
-                out[str(r._mapping[tv.pk])] = dict(r._mapping)
+async def _existing(ctx: AppContext, tv: TableView, ids: list[str], conn: AsyncConnection | None = None
+                    ) -> dict[str, dict]:
+    """The stored rows of these ids (one query per IN_LIMIT ids), by id."""
+    if not ids:
+        return {}
+    if conn is None:
+        async with ctx.db.connect() as own:
+            return await _existing(ctx, tv, ids, own)
+    t, out = tv.table, {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), IN_LIMIT):
+        for r in await conn.execute(select(t).where(t.c[tv.pk].in_(unique[start:start + IN_LIMIT]))):
+            out[str(r._mapping[tv.pk])] = dict(r._mapping)
     return out
 
 
-async def apply_import(ctx: AppContext, tv: TableView, plans: list[RowPlan], actor: Actor, *,
-                       all_or_nothing: bool) -> int:
-    """Write the planned inserts and updates in one transaction; → rows written. A row the write
-    refuses becomes an error; with `all_or_nothing`, then nothing is written."""
-    if all_or_nothing and any(p.action == "error" for p in plans):
-        return 0
+async def apply_import(ctx: AppContext, tv: TableView, columns: Columns, rows: Rows, actor: Actor, tally: Tally,
+                       *, all_or_nothing: bool) -> int:
+    """Plan and write the file in one transaction, CHUNK rows at a time; → rows written, with
+    every row's outcome in `tally`. A row the write refuses becomes an error; with
+    `all_or_nothing`, one error and nothing is written."""
     written = 0
     async with ctx.db.connect() as conn:
         trans = await conn.begin()
         try:
-            for plan in plans:
-                if plan.action not in ("insert", "update"):
-                    continue
-                try:
-                    if plan.action == "insert":
-                        await insert_row(ctx, conn, tv, plan.data, actor, strict=False)
-                    else:
-                        await change_row(ctx, conn, tv, plan.row_id, plan.data, actor, strict=False)
-                    written += 1
-                except CrudError as exc:
-                    if exc.status >= 500:
-                        raise
-                    plan.fail(exc.errors or {"": exc.message})
-            if all_or_nothing and any(p.action == "error" for p in plans):
-                await trans.rollback()
-                return 0
+            async for plans in plan_chunks(ctx, tv, columns, rows, check=False, conn=conn):
+                written += await _write_chunk(ctx, conn, tv, [p for p in plans if p.action in ("insert", "update")],
+                                              actor)
+                tally.add(plans)
+                if all_or_nothing and tally.counts["error"]:
+                    await trans.rollback()
+                    return 0
             await trans.commit()
         except BaseException:
             await trans.rollback()
             raise
     return written
+
+
+async def _write_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, chunk: list[RowPlan],
+                       actor: Actor) -> int:
+    befores = await _existing(ctx, tv, [p.row_id for p in chunk if p.action == "update"], conn)
+    items: list[tuple[RowPlan, Pending]] = []
+    for plan in chunk:
+        before = befores.get(plan.row_id) if plan.action == "update" else None
+        values, invalid = validate_input(tv, plan.data, creating=before is None, strict=False)
+        if plan.action == "update" and before is None:
+            invalid[""] = "the row was deleted meanwhile"
+        if invalid:
+            plan.fail(invalid)
+        else:
+            items.append((plan, Pending(values, before)))
+    done: list[tuple[RowPlan, dict | None]] = []
+    for (plan, item), errors in zip(items, await chunk_errors(ctx, conn, tv, [i for _, i in items], rules=False),
+                                    strict=True):
+        try:
+            errors = errors or await rule_errors(conn, tv, item)
+            if errors:
+                raise CrudError(422, "invalid input", errors)
+            if item.before is None:
+                plan.row_id = str(await write_insert(conn, tv, item.values, actor))
+            else:
+                await write_change(conn, tv, plan.row_id, item.values, actor)
+            done.append((plan, item.before))
+        except CrudError as exc:
+            if exc.status >= 500:
+                raise
+            plan.fail(exc.errors or {"": exc.message})
+    after = await _existing(ctx, tv, [p.row_id for p, _ in done], conn)
+    for plan, before in done:
+        await audit(ctx, conn, actor, "create" if before is None else "update", tv, plan.row_id, before,
+                    after.get(plan.row_id))
+    return len(done)

@@ -48,7 +48,7 @@ async def _check_refs(ctx: AppContext, conn: AsyncConnection, tv: TableView, val
     return errors
 
 
-async def _check_unique(conn: AsyncConnection, tv: TableView, values: dict, row_id: str | None,
+async def check_unique(conn: AsyncConnection, tv: TableView, values: dict, row_id: str | None,
                         current: dict | None) -> dict[str, str]:
     """Name the field of a unique clash before the database refuses it."""
     errors = {}
@@ -111,7 +111,7 @@ async def check_insert(ctx: AppContext, conn: AsyncConnection, tv: TableView, da
     if errors:
         raise CrudError(422, "invalid input", errors)
     defaults = {f.name: f.default for f in tv.spec.fields if f.default is not None and f.default != "CURRENT_TIMESTAMP"}
-    errors = await _check_refs(ctx, conn, tv, values) | await _check_unique(conn, tv, values, None, None)
+    errors = await _check_refs(ctx, conn, tv, values) | await check_unique(conn, tv, values, None, None)
     errors = errors or await check_rules(conn, tv, {**defaults, **values}, None)
     if errors:
         raise CrudError(422, "invalid input", errors)
@@ -122,13 +122,27 @@ async def insert_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, data
                      strict: bool) -> dict:
     """Validate and insert one row inside the caller's transaction (forms, API, imports)."""
     values = await check_insert(ctx, conn, tv, data, strict=strict)
+    row_id = await write_insert(conn, tv, values, actor)
+    row = await get_row(ctx, tv, row_id, conn)
+    await audit(ctx, conn, actor, "create", tv, row_id, None, row)
+    return row
+
+
+async def write_insert(conn: AsyncConnection, tv: TableView, values: dict, actor: Actor) -> str:
+    """Insert checked `values` (stamped, with a new id); → the id. The caller audits (an import
+    audits a chunk of rows at once)."""
     if tv.pk == "id" and tv.fields["id"].is_string:
         values["id"] = new_id()
     _stamp(tv, values, actor, creating=True)
     await _guarded_write(conn, insert(tv.table).values(**values))
-    row = await get_row(ctx, tv, values[tv.pk], conn)
-    await audit(ctx, conn, actor, "create", tv, values[tv.pk], None, row)
-    return row
+    return values[tv.pk]
+
+
+async def write_change(conn: AsyncConnection, tv: TableView, row_id: str, values: dict, actor: Actor) -> None:
+    """Update row `row_id` with checked `values` (stamped); the caller audits."""
+    _stamp(tv, values, actor, creating=False)
+    if values:
+        await _guarded_write(conn, update(tv.table).where(tv.table.c[tv.pk] == row_id).values(**values))
 
 
 async def create_row(ctx: AppContext, tv: TableView, data: dict, actor: Actor, *, strict: bool) -> dict:
@@ -143,7 +157,7 @@ async def check_change(ctx: AppContext, conn: AsyncConnection, tv: TableView, be
     if errors:
         raise CrudError(422, "invalid input", errors)
     row_id = before[tv.pk]
-    errors = await _check_refs(ctx, conn, tv, values) | await _check_unique(conn, tv, values, row_id, before)
+    errors = await _check_refs(ctx, conn, tv, values) | await check_unique(conn, tv, values, row_id, before)
     errors = errors or await check_rules(conn, tv, {**before, **values}, row_id)
     if errors:
         raise CrudError(422, "invalid input", errors)
@@ -157,9 +171,7 @@ async def change_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, row_
     if before is None:
         raise CrudError(404, "not found")
     values = await check_change(ctx, conn, tv, before, data, strict=strict)
-    _stamp(tv, values, actor, creating=False)
-    if values:
-        await _guarded_write(conn, update(tv.table).where(tv.table.c[tv.pk] == row_id).values(**values))
+    await write_change(conn, tv, row_id, values, actor)
     after = await get_row(ctx, tv, row_id, conn)
     await audit(ctx, conn, actor, "update", tv, row_id, before, after)
     return after
