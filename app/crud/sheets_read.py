@@ -15,10 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from time import sleep
 from typing import Any
 
 from openpyxl.reader.excel import ExcelReader
@@ -28,6 +30,7 @@ from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 from app.crud.rows import CrudError, jsonable
 
 QUOTED = re.compile(r"^'+[=+\-@\t\r]")  # text an export prefixed (or text that already looked so)
+YIELD_EVERY = 200  # rows read between two offers of the GIL to the other threads (about a millisecond)
 MAX_UNZIPPED = 256 * 1024 * 1024  # an xlsx expanding beyond this is refused before it is read
 
 
@@ -70,6 +73,8 @@ def read_sheet(filename: str, content: bytes, max_rows: int) -> Sheet:
         body: list[tuple[int, tuple[str, ...]]] = []
         blank = 0
         for line, raw in enumerate(rows, start=2):
+            if line % YIELD_EVERY == 0:
+                sleep(0)  # hand the GIL to the event loop's thread: requests go on meanwhile
             cells = [cell_text(v) for v in raw[:len(head)]]
             if not any(c.strip() for c in cells):
                 blank += 1
