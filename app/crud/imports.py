@@ -306,12 +306,19 @@ async def _existing(ctx: AppContext, tv: TableView, ids: list[str], conn: AsyncC
     return out
 
 
-async def apply_import(ctx: AppContext, tv: TableView, columns: Columns, rows: Rows, actor: Actor, tally: Tally,
-                       *, all_or_nothing: bool) -> int:
-    """Plan and write the file in one transaction, CHUNK rows at a time; → rows written, with
-    every row's outcome in `tally`. A row the write refuses becomes an error; with
-    `all_or_nothing`, one error and nothing is written."""
-    written = 0
+async def apply_import(ctx: AppContext, tv: TableView, columns: Columns, rows: Rows, actor: Actor, *,
+                       all_or_nothing: bool, shown: int = 500) -> tuple[int, Tally]:
+    """Plan and write the file in one transaction, CHUNK rows at a time; → (rows written, every
+    row's outcome). A row the write refuses becomes an error. With `all_or_nothing` the file is
+    previewed first (no transaction open), so one bad row writes nothing and every row is reported;
+    a row refused only at the write (a change meanwhile) then rolls the whole file back."""
+    if all_or_nothing:
+        tally = Tally(shown)
+        async for plans in plan_chunks(ctx, tv, columns, rows, check=True):
+            tally.add(plans)
+        if tally.counts["error"]:
+            return 0, tally
+    tally, written = Tally(shown), 0
     async with ctx.db.connect() as conn:
         trans = await conn.begin()
         try:
@@ -321,12 +328,12 @@ async def apply_import(ctx: AppContext, tv: TableView, columns: Columns, rows: R
                 tally.add(plans)
                 if all_or_nothing and tally.counts["error"]:
                     await trans.rollback()
-                    return 0
+                    return 0, tally
             await trans.commit()
         except BaseException:
             await trans.rollback()
             raise
-    return written
+    return written, tally
 
 
 async def _write_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, chunk: list[RowPlan],

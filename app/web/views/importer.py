@@ -110,16 +110,17 @@ async def run_import(request: Request, tv: TableView, filename: str, content: by
     chunk by chunk, writing each chunk unless previewing."""
     sheet = await anyio.to_thread.run_sync(read_sheet, filename, content, MAX_ROWS)
     columns = map_columns(tv, sheet.header)
-    ctx, lang, tally = ctx_of(request), lang_of(request), Tally(SHOWN)
+    ctx, lang = ctx_of(request), lang_of(request)
     if mode == "preview":
+        tally = Tally(SHOWN)
         async for plans in plan_chunks(ctx, tv, columns, sheet.rows, check=True):
             tally.add(plans)
         report = report_of(tv, tally, columns.ignored, lang)
         if report.counts["insert"] or report.counts["update"]:
             report.token = await anyio.to_thread.run_sync(keep, request, tv, filename, content)
         return report
-    written = await apply_import(ctx, tv, columns, sheet.rows, actor_of(request), tally,
-                                 all_or_nothing=mode == "all")
+    written, tally = await apply_import(ctx, tv, columns, sheet.rows, actor_of(request),
+                                        all_or_nothing=mode == "all", shown=SHOWN)
     report = report_of(tv, tally, columns.ignored, lang)
     report.written, report.committed = written, not (mode == "all" and report.counts["error"])
     return report
