@@ -5,7 +5,8 @@ differ), a skip (nothing differs) or an error. Cells are what the app's export w
 fields name their target by text (a pipeline's name) or by value (its id), read-only columns are
 ignored. A preview plans every row with the write's own checks and writes nothing; the checks run
 in short read transactions, so no lock is held while a big file is looked at. The writes then go
-through the same insert and update as a form, in one transaction.
+through the same checks and writes as a form, in one transaction. Both go CHUNK rows at a time
+with one query per lookup (app/crud/import_checks.py), and only a chunk's plans are in memory.
 """
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.catalog import Catalog, TableView
+from app.core.catalog import TableView
 from app.core.context import AppContext
-from app.crud.import_checks import IN_LIMIT, Pending, chunk_errors, keyer, matching, rule_errors
+from app.crud.import_checks import IN_LIMIT, Pending, Resolver, chunk_errors, rule_errors
 from app.crud.query import code_texts
 from app.crud.rows import Actor, CrudError, jsonable
 from app.crud.store import audit, write_change, write_insert
@@ -98,72 +99,6 @@ def same(new: Any, old: Any) -> bool:
     if isinstance(new, datetime) and isinstance(old, datetime):
         return new == old
     return str(jsonable(new)) == str(jsonable(old))
-
-
-class Resolver:
-    """Code cells → the values they name: the target's text (a pipeline's name; among targets of
-    one name, the one under the row's other references, a step of the row's pipeline), else the
-    cell itself (an id), which the write's reference check then vouches for."""
-
-    def __init__(self, catalog: Catalog, tv: TableView, names: set[str]):
-        self.tv = tv
-        self.codes = [(c, catalog.tables[c.table]) for c in tv.spec.codes
-                      if c.field in names and c.is_plain_table and c.table in catalog.tables]
-        self.cache: dict[tuple, tuple[str | None, str | None]] = {}
-
-    def siblings(self, code: Any, target: TableView) -> list[tuple[str, str]]:
-        """(field of this row, field of the target) pairs naming the same table."""
-        return [(mine.field, theirs.field) for theirs in target.spec.codes for mine in self.tv.spec.codes
-                if mine.field != code.field and mine.table == theirs.table and mine.valuefield == theirs.valuefield]
-
-    async def resolve(self, conn: AsyncConnection, datas: list[dict[str, Any]]) -> list[dict[str, str]]:
-        """Replace code cells of each row by what they name, one query per code field for the names
-        not seen before; → per row, errors for names that are ambiguous."""
-        errors: list[dict[str, str]] = [{} for _ in datas]
-        for code, target in self.codes:
-            pairs = self.siblings(code, target)
-            wanted: dict[tuple, str] = {}
-            for data in datas:
-                text = str(data.get(code.field) or "").strip()
-                if text:
-                    key = self._key(code, text, pairs, data)
-                    if key not in self.cache:
-                        wanted[key] = text
-            if wanted:
-                await self._lookup(conn, code, target, pairs, wanted)
-            for i, data in enumerate(datas):
-                text = str(data.get(code.field) or "").strip()
-                if not text:
-                    continue
-                value, error = self.cache[self._key(code, text, pairs, data)]
-                if error:
-                    errors[i][code.field] = error
-                else:
-                    data[code.field] = value
-        return errors
-
-    @staticmethod
-    def _key(code: Any, text: str, pairs: list[tuple[str, str]], data: dict[str, Any]) -> tuple:
-        return code.field, text, tuple((m, str(data[m])) for m, _ in pairs if data.get(m))
-
-    async def _lookup(self, conn: AsyncConnection, code: Any, target: TableView, pairs: list[tuple[str, str]],
-                      wanted: dict[tuple, str]) -> None:
-        tt = target.table
-        named: dict[str, list] = {}
-        key = keyer(conn)
-        for r in await matching(conn, tt.c[code.textfield], list(wanted.values()), tt.c[code.valuefield],
-                                *[tt.c[t] for _, t in pairs]):
-            named.setdefault(key(r[0]), []).append(r)
-        theirs = {m: i + 2 for i, (m, _) in enumerate(pairs)}
-        for k, text in wanted.items():
-            given = dict(k[2])
-            found = [r for r in named.get(key(text), [])
-                     if all(str(r[theirs[m]]) == v for m, v in given.items())]
-            if len(found) > 1:
-                what = target.title("en").lower()
-                self.cache[k] = None, f"{len(found)} rows of {what} are called {text!r}; use the id"
-            else:
-                self.cache[k] = (str(found[0][1]) if found else text), None
 
 
 class UniqueKeys:
