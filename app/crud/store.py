@@ -80,14 +80,23 @@ def _audit_values(tv: TableView, row: dict | None) -> str | None:
 async def audit(ctx: AppContext, conn: AsyncConnection, actor: Actor, action: str, tv: TableView | str,
                 row_id: str | None, before: dict | None, after: dict | None) -> None:
     """One audit row, in the caller's transaction, never with confidential values."""
+    await audit_many(ctx, conn, actor, action, tv, [(row_id, before, after)])
+
+
+async def audit_many(ctx: AppContext, conn: AsyncConnection, actor: Actor, action: str, tv: TableView | str,
+                     changes: list[tuple[str | None, dict | None, dict | None]]) -> None:
+    """Audit rows of (row id, before, after), one statement for all (an import's chunk)."""
+    if not changes:
+        return
     audit_tv = ctx.catalog.tables["audit_log"]
     name = tv if isinstance(tv, str) else tv.name
     fmt = (lambda r: _audit_values(tv, r)) if not isinstance(tv, str) else \
         (lambda r: json.dumps(r, ensure_ascii=False, sort_keys=True, default=jsonable) if r is not None else None)
-    await conn.execute(insert(audit_tv.table).values(
-        id=new_id(), user_id=actor.user_id, username=actor.username, action=action, table_name=name,
-        row_id=row_id, before_json=fmt(before), after_json=fmt(after), client_ip=actor.client_ip,
-        created_at=utcnow()))
+    now = utcnow()
+    rows = [dict(id=new_id(), user_id=actor.user_id, username=actor.username, action=action, table_name=name,
+                 row_id=row_id, before_json=fmt(before), after_json=fmt(after), client_ip=actor.client_ip,
+                 created_at=now) for row_id, before, after in changes]
+    await conn.execute(insert(audit_tv.table), rows)
 
 
 def _stamp(tv: TableView, values: dict, actor: Actor, creating: bool) -> None:
@@ -128,12 +137,18 @@ async def insert_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, data
     return row
 
 
-async def write_insert(conn: AsyncConnection, tv: TableView, values: dict, actor: Actor) -> str:
-    """Insert checked `values` (stamped, with a new id); → the id. The caller audits (an import
-    audits a chunk of rows at once)."""
+def new_values(tv: TableView, values: dict, actor: Actor) -> dict:
+    """Checked `values` as an insert writes them: a new id, the stamps."""
     if tv.pk == "id" and tv.fields["id"].is_string:
         values["id"] = new_id()
     _stamp(tv, values, actor, creating=True)
+    return values
+
+
+async def write_insert(conn: AsyncConnection, tv: TableView, values: dict, actor: Actor) -> str:
+    """Insert checked `values` (stamped, with a new id); → the id. The caller audits (an import
+    audits a chunk of rows at once)."""
+    values = new_values(tv, values, actor)
     await _guarded_write(conn, insert(tv.table).values(**values))
     return values[tv.pk]
 
