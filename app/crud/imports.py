@@ -245,10 +245,12 @@ async def _existing(ctx: AppContext, tv: TableView, ids: list[str], conn: AsyncC
 
 async def apply_import(ctx: AppContext, tv: TableView, columns: Columns, rows: Rows, actor: Actor, *,
                        all_or_nothing: bool, shown: int = 500) -> tuple[int, Tally]:
-    """Plan and write the file in one transaction, CHUNK rows at a time; → (rows written, every
-    row's outcome). A row the write refuses becomes an error. With `all_or_nothing` the file is
-    previewed first (no transaction open), so one bad row writes nothing and every row is reported;
-    a row refused only at the write (a change meanwhile) then rolls the whole file back."""
+    """Plan and write the file CHUNK rows at a time; → (rows written, every row's outcome). A row
+    the write refuses becomes an error. With `all_or_nothing` the file is previewed first (no
+    transaction open), so one bad row writes nothing and every row is reported, then written in one
+    transaction, which a row refused only at the write (a change meanwhile) rolls back. Without it,
+    each chunk is its own short transaction: a write to a table the distributor context watches
+    locks its change counter until commit (app/core/table_versions.py), and admissions wait for it."""
     if all_or_nothing:
         tally = Tally(shown)
         async for plans in plan_chunks(ctx, tv, columns, rows, check=True):
@@ -257,13 +259,22 @@ async def apply_import(ctx: AppContext, tv: TableView, columns: Columns, rows: R
             return 0, tally
     tally, written = Tally(shown), 0
     async with ctx.db.connect() as conn:
+        if not all_or_nothing:
+            chunks = plan_chunks(ctx, tv, columns, rows, check=False, conn=conn)
+            while True:
+                async with conn.begin():  # plan and write one chunk, then let go of its locks
+                    plans = await anext(chunks, None)
+                    if plans is None:
+                        break
+                    written += await _write_chunk(ctx, conn, tv, plans, actor)
+                tally.add(plans)
+            return written, tally
         trans = await conn.begin()
         try:
             async for plans in plan_chunks(ctx, tv, columns, rows, check=False, conn=conn):
-                written += await _write_chunk(ctx, conn, tv, [p for p in plans if p.action in ("insert", "update")],
-                                              actor)
+                written += await _write_chunk(ctx, conn, tv, plans, actor)
                 tally.add(plans)
-                if all_or_nothing and tally.counts["error"]:
+                if tally.counts["error"]:
                     await trans.rollback()
                     return 0, tally
             await trans.commit()
@@ -278,6 +289,7 @@ async def _write_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, ch
     """Check and write one chunk: the checks in one query each; new rows of a table without a save
     rule in one statement (with a rule, row by row, so each rule sees the rows before it); the
     audit rows in one statement per action."""
+    chunk = [p for p in chunk if p.action in ("insert", "update")]
     befores = await _existing(ctx, tv, [p.row_id for p in chunk if p.action == "update"], conn)
     items: list[tuple[RowPlan, Pending]] = []
     for plan in chunk:
@@ -315,8 +327,8 @@ async def _write_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, ch
         try:
             await conn.execute(insert(tv.table), [values for _, values in rows])
         except IntegrityError:  # checked in this transaction: only a concurrent write gets here
-            raise CrudError(409, "rows changed while the file was written; nothing was written, "
-                                 "preview the file again") from None
+            raise CrudError(409, f"rows changed while the file was written (near row {rows[0][0].line}); "
+                                 "preview the file again to see what is left to import") from None
         for plan, values in rows:
             plan.row_id = str(values[tv.pk])
             done.append((plan, None))
