@@ -4,10 +4,12 @@ A million-row xlsx is refused with "at most 50000 rows" within 2 s, a legal 50,0
 preview runs to its end, and meanwhile `/healthz` and a distributor admission keep answering
 in their usual time; the server's memory grows by a bounded amount, not with the file.
 
-Bounds (the machine is 2 loaded cores): an admission under 200 ms while the big xlsx is read and
-under 500 ms (healthz too) during the 50,000-row preview, whose answer comes within 60 s (the
-row-by-row preview took 96 s, this one takes 3-7 s); the server's RSS grows by less than
-RSS_BOUND_MB over a warmed-up server (the file is 5 MB; a whole-sheet read took +180 MB).
+Bounds: the refusal within 2 s, an admission under 200 ms while the big xlsx is read and under
+500 ms (healthz too) during the 50,000-row preview, whose answer comes within 60 s (the row-by-row
+preview took 96 s, this one takes 2-7 s); the server's RSS grows by less than RSS_BOUND_MB over a
+warmed-up server (the file is 5 MB; a whole-sheet read took +180 MB). The time bounds are for an
+idle machine and stretch by its load (`slack()`: load average per core, when above 1): the suite
+shares 2 cores with other work, and at a load of 8 the same refusal took 3.4 s.
 """
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ from live_server import Browserless, LiveServer, create_offer, prepare, server_e
 ROWS_LIMIT = 50_000
 RSS_BOUND_MB = 64
 BASE = "/pipeline_core/pipelines"
+
+
+def slack() -> float:
+    """How much slower than idle the machine runs now: the load average per core, at least 1."""
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
 
 
 def million_row_xlsx() -> bytes:
@@ -137,10 +144,10 @@ def test_a_million_row_xlsx_is_refused_quickly_while_distributors_are_served(ser
         ended = time.monotonic()
         time.sleep(0.1)  # an admission asked at the very end is answered too
     assert r.status_code == 413 and f"at most {ROWS_LIMIT} rows" in r.text, (r.status_code, r.text[-500:])
-    assert took < 2.0, f"refused after {took:.2f} s"
+    assert took < 2.0 * slack(), f"refused after {took:.2f} s (load {os.getloadavg()[0]:.1f})"
     assert not probe.failures, probe.failures
     worst = Probe.worst(probe.admissions, started, ended)
-    assert worst < 0.2, f"an admission took {worst * 1000:.0f} ms while the xlsx was read"
+    assert worst < 0.2 * slack(), f"an admission took {worst * 1000:.0f} ms while the xlsx was read"
     grown = rss_mb(s.proc.pid) - before
     assert grown < RSS_BOUND_MB, f"RSS grew by {grown:.0f} MB"
     print(f"xlsx refused in {took:.2f} s; slowest admission {worst * 1000:.0f} ms; RSS +{grown:.0f} MB")
@@ -161,10 +168,29 @@ def test_a_50000_row_preview_leaves_the_server_responsive(server):
     assert not probe.failures, probe.failures
     health = Probe.worst(probe.health, started, ended)
     admission = Probe.worst(probe.admissions, started, ended)
-    assert health < 0.5 and admission < 0.5, (health, admission)
+    assert health < 0.5 * slack() and admission < 0.5 * slack(), (health, admission, os.getloadavg())
     grown = rss_mb(s.proc.pid) - before
     assert grown < RSS_BOUND_MB, f"RSS grew by {grown:.0f} MB"
     n = op.api("GET", "/api/pipeline_core/pipelines").json()["total"]
     assert n == 1, n  # the offer's pipeline alone: a preview writes nothing
     print(f"preview of {ROWS_LIMIT} rows in {took:.1f} s; slowest healthz {health * 1000:.0f} ms, "
           f"admission {admission * 1000:.0f} ms; RSS +{grown:.0f} MB")
+
+
+def test_writing_a_big_file_lets_admissions_through(server):
+    """The write commits every 500 rows: a distributor admission does not wait for the whole file
+    (one 50,000-row transaction held admissions 15 s on MariaDB; chunked, under 0.2 s)."""
+    s, op, offer = server
+    rows = 20_000
+    sheet = "代码,名称,状态\n" + "".join(f"w-{i},Written {i},draft\n" for i in range(rows))
+    token = op.form_token(f"{BASE}/import")
+    with Probe(s.url, offer.key) as probe:
+        started = time.monotonic()
+        r = op.http.post(f"{BASE}/import", data={"mode": "valid", "_csrf_token": token},
+                         files={"file": ("write.csv", sheet.encode())}, timeout=120)
+        ended = time.monotonic()
+    assert r.status_code == 200 and f"已导入 {rows} / {rows}" in r.text, r.text[-1000:]
+    assert not probe.failures, probe.failures
+    admission = Probe.worst(probe.admissions, started, ended)
+    assert admission < 1.0 * slack(), f"an admission took {admission * 1000:.0f} ms while the file was written"
+    print(f"wrote {rows} rows in {ended - started:.1f} s; slowest admission {admission * 1000:.0f} ms")
