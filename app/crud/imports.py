@@ -258,17 +258,13 @@ async def apply_import(ctx: AppContext, tv: TableView, columns: Columns, rows: R
         if tally.counts["error"]:
             return 0, tally
     tally, written = Tally(shown), 0
+    if not all_or_nothing:
+        async for plans in plan_chunks(ctx, tv, columns, rows, check=False):  # each read on its own
+            async with ctx.db.begin() as conn:  # write one chunk, then let go of its locks
+                written += await _write_chunk(ctx, conn, tv, plans, actor)
+            tally.add(plans)
+        return written, tally
     async with ctx.db.connect() as conn:
-        if not all_or_nothing:
-            chunks = plan_chunks(ctx, tv, columns, rows, check=False, conn=conn)
-            while True:
-                async with conn.begin():  # plan and write one chunk, then let go of its locks
-                    plans = await anext(chunks, None)
-                    if plans is None:
-                        break
-                    written += await _write_chunk(ctx, conn, tv, plans, actor)
-                tally.add(plans)
-            return written, tally
         trans = await conn.begin()
         try:
             async for plans in plan_chunks(ctx, tv, columns, rows, check=False, conn=conn):
