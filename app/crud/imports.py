@@ -5,26 +5,33 @@ differ), a skip (nothing differs) or an error. Cells are what the app's export w
 fields name their target by text (a pipeline's name) or by value (its id), read-only columns are
 ignored. A preview plans every row with the write's own checks and writes nothing; the checks run
 in short read transactions, so no lock is held while a big file is looked at. The writes then go
-through the same insert and update as a form, in one transaction.
+through the same checks and writes as a form, in one transaction. Both go CHUNK rows at a time
+with one query per lookup (app/crud/import_checks.py), and only a chunk's plans are in memory.
 """
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.catalog import Catalog, TableView
+from app.core.catalog import TableView
 from app.core.context import AppContext
+from app.core.hooks import hook
+from app.crud.import_checks import IN_LIMIT, Pending, Resolver, chunk_errors, rule_errors
 from app.crud.query import code_texts
 from app.crud.rows import Actor, CrudError, jsonable
-from app.crud.store import change_row, check_change, check_insert, insert_row, write_transaction
+from app.crud.store import audit_many, new_values, write_change, write_insert, write_transaction
 from app.crud.validate import validate_input
 
-CHUNK = 200  # rows checked per short read transaction
+CHUNK = 500  # rows planned per short read transaction, with one query per lookup
+TURN = 20  # rows planned between two turns of the event loop (a millisecond or two)
 ID_TITLES = ("编号", "id")
 
 
@@ -96,51 +103,6 @@ def same(new: Any, old: Any) -> bool:
     return str(jsonable(new)) == str(jsonable(old))
 
 
-class Resolver:
-    """Code cells → the values they name: the target's text (a pipeline's name; among targets of
-    one name, the one under the row's other references, a step of the row's pipeline), else the
-    cell itself (an id), which the write's reference check then vouches for."""
-
-    def __init__(self, catalog: Catalog, tv: TableView, names: set[str]):
-        self.tv = tv
-        self.codes = [(c, catalog.tables[c.table]) for c in tv.spec.codes
-                      if c.field in names and c.is_plain_table and c.table in catalog.tables]
-        self.cache: dict[tuple, tuple[str | None, str | None]] = {}
-
-    def siblings(self, code: Any, target: TableView) -> list[tuple[str, str]]:
-        """(field of this row, field of the target) pairs naming the same table."""
-        return [(mine.field, theirs.field) for theirs in target.spec.codes for mine in self.tv.spec.codes
-                if mine.field != code.field and mine.table == theirs.table and mine.valuefield == theirs.valuefield]
-
-    async def resolve(self, conn: AsyncConnection, data: dict[str, Any]) -> dict[str, str]:
-        """Replace code cells of `data` by what they name; → errors for names that are ambiguous."""
-        errors = {}
-        for code, target in self.codes:
-            text = str(data.get(code.field) or "").strip()
-            if not text:
-                continue
-            pairs = [(m, t) for m, t in self.siblings(code, target) if data.get(m)]
-            key = (code.field, text, tuple(str(data[m]) for m, _ in pairs))
-            if key not in self.cache:
-                self.cache[key] = await self._lookup(conn, code, target, text, pairs, data)
-            value, error = self.cache[key]
-            if error:
-                errors[code.field] = error
-            else:
-                data[code.field] = value
-        return errors
-
-    async def _lookup(self, conn: AsyncConnection, code: Any, target: TableView, text: str,
-                      pairs: list[tuple[str, str]], data: dict[str, Any]) -> tuple[str | None, str | None]:
-        tt = target.table
-        found = (await conn.execute(select(tt.c[code.valuefield], *[tt.c[t] for _, t in pairs])
-                                    .where(tt.c[code.textfield] == text).limit(50))).all()
-        found = [r for r in found if all(str(r[i + 1]) == str(data[m]) for i, (m, _) in enumerate(pairs))]
-        if len(found) > 1:
-            return None, f"{len(found)} rows of {target.title('en').lower()} are called {text!r}; use the id"
-        return (str(found[0][0]) if found else text), None
-
-
 class UniqueKeys:
     """Unique values within the file: a second row with the same code is an error before any write."""
 
@@ -159,38 +121,86 @@ class UniqueKeys:
                 self.seen[key] = plan.line
 
 
-async def plan_import(ctx: AppContext, tv: TableView, columns: Columns, rows: list[tuple[int, list[str]]], *,
-                      check: bool) -> list[RowPlan]:
-    """What the file would do, row by row; `check` runs the write's own checks too (the preview)."""
-    ids = [cells[columns.id_index].strip() for _, cells in rows if columns.id_index is not None]
-    existing = await _existing(ctx, tv, [i for i in ids if i])
-    texts = await code_texts(ctx, tv, list(existing.values()))
+@dataclass
+class Tally:
+    """What a file did, kept as it is planned: counts by action, every error, the first `shown`
+    changes. Plans themselves go chunk by chunk, so a big file's memory is its cells, no more."""
+
+    shown_max: int = 500
+    rows: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("insert", "update", "skip", "error"), 0))
+    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (line, field, message)
+    shown: list[RowPlan] = field(default_factory=list)
+
+    def add(self, plans: list[RowPlan]) -> None:
+        for p in plans:
+            self.rows += 1
+            self.counts[p.action] += 1
+            self.errors += [(p.line, name, msg) for name, msg in p.errors.items()] if p.action == "error" else []
+            if p.action in ("insert", "update") and len(self.shown) < self.shown_max:
+                self.shown.append(p)
+
+
+Rows = list[tuple[int, tuple[str, ...]]]
+
+
+async def plan_chunks(ctx: AppContext, tv: TableView, columns: Columns, rows: Rows, *, check: bool,
+                      conn: AsyncConnection | None = None) -> AsyncIterator[list[RowPlan]]:
+    """What the file would do, row by row, CHUNK rows at a time; `check` runs the write's own
+    checks too (the preview). Each chunk is one short read transaction (or a part of the caller's
+    `conn`) with one query per lookup, and the event loop gets its turns meanwhile."""
     resolver = Resolver(ctx.catalog, tv, set(columns.fields.values()))
-    keys, seen_ids, plans = UniqueKeys(tv), {}, []
+    keys, seen_ids = UniqueKeys(tv), {}
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start:start + CHUNK]
-        async with ctx.db.connect() as conn:  # one short read transaction: nothing is locked for long
-            for line, cells in chunk:
-                plan = RowPlan(line)
-                row_id = cells[columns.id_index].strip() if columns.id_index is not None else ""
-                before = existing.get(row_id) if row_id else None
-                if row_id and row_id in seen_ids:
-                    plan.fail({"": f"the id is also on row {seen_ids[row_id]} of the file"})
-                elif row_id and before is None:
-                    plan.fail({"": "no row has this id; leave the id empty to add a new row"})
-                seen_ids.setdefault(row_id, line)
-                if plan.action != "error":
-                    await _plan_row(ctx, conn, tv, plan, columns, cells, before, texts, resolver, keys, check)
-                plans.append(plan)
+        if conn is None:
+            async with ctx.db.connect() as own:  # nothing is locked for long
+                plans = await _plan_chunk(ctx, own, tv, columns, chunk, resolver, keys, seen_ids, check)
+        else:
+            plans = await _plan_chunk(ctx, conn, tv, columns, chunk, resolver, keys, seen_ids, check)
+        yield plans
+        await asyncio.sleep(0)
+
+
+async def _plan_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, columns: Columns, chunk: Rows,
+                      resolver: Resolver, keys: UniqueKeys, seen_ids: dict[str, int], check: bool) -> list[RowPlan]:
+    ids = [cells[columns.id_index].strip() for _, cells in chunk] if columns.id_index is not None else []
+    existing = await _existing(ctx, tv, [i for i in ids if i], conn)
+    texts = await code_texts(ctx, tv, list(existing.values())) if existing else {}
+    plans, todo = [], []
+    for n, (line, cells) in enumerate(chunk):
+        plan = RowPlan(line)
+        row_id = ids[n] if ids else ""
+        before = existing.get(row_id) if row_id else None
+        if row_id and row_id in seen_ids:
+            plan.fail({"": f"the id is also on row {seen_ids[row_id]} of the file"})
+        elif row_id and before is None:
+            plan.fail({"": "no row has this id; leave the id empty to add a new row"})
+        seen_ids.setdefault(row_id, line)
+        plans.append(plan)
+        if plan.action != "error":
+            todo.append((plan, cells, before))
+    datas = [{name: cells[i] for i, name in columns.fields.items()} for _, cells, _ in todo]
+    resolved = [dict(d) for d in datas]  # the cells as read stay for the diff
+    found = await resolver.resolve(conn, resolved)
+    pending: list[tuple[RowPlan, Pending]] = []
+    for n, ((plan, _, before), data, shown, errors) in enumerate(zip(todo, resolved, datas, found, strict=True)):
+        item = _plan_row(tv, plan, data, shown, before, texts, errors, keys)
+        if item is not None:
+            pending.append((plan, item))
+        if n % TURN == TURN - 1:
+            await asyncio.sleep(0)  # the loop's turn: no request waits for a whole chunk
+    if check and pending:
+        for (plan, _), errors in zip(pending, await chunk_errors(ctx, conn, tv, [i for _, i in pending]),
+                                     strict=True):
+            if errors:
+                plan.fail(errors)
     return plans
 
 
-async def _plan_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, plan: RowPlan, columns: Columns,
-                    cells: list[str], before: dict | None, texts: dict[str, dict[str, str]], resolver: Resolver,
-                    keys: UniqueKeys, check: bool) -> None:
-    shown = {name: cells[i] for i, name in columns.fields.items()}
-    data = dict(shown)
-    errors = await resolver.resolve(conn, data)
+def _plan_row(tv: TableView, plan: RowPlan, data: dict[str, Any], shown: dict[str, str], before: dict | None,
+              texts: dict[str, dict[str, str]], errors: dict[str, str], keys: UniqueKeys) -> Pending | None:
+    """Plan one row from its resolved cells; → what the write's checks still have to see, if anything."""
     if before is None:
         data = {k: v for k, v in data.items() if str(v).strip() != ""}  # empty: the default applies
         values, invalid = validate_input(tv, data, creating=True, strict=False)
@@ -199,24 +209,15 @@ async def _plan_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, plan:
         plan.action, plan.row_id = "skip", str(before[tv.pk])
         values, invalid = validate_input(tv, data, creating=False, strict=False)
         changed = [n for n, v in values.items() if not same(v, before.get(n))]
+        values = {n: values[n] for n in changed}
         if changed:
             plan.action, plan.data = "update", {n: data[n] for n in changed}
             plan.changes = [(n, _shown(before, n, texts), shown[n]) for n in changed]
     if errors or invalid:
         plan.fail(invalid | errors)
-        return
+        return None
     keys.check(plan, {**(before or {}), **values})
-    if not check or plan.action not in ("insert", "update"):
-        return
-    try:
-        if before is None:
-            await check_insert(ctx, conn, tv, plan.data, strict=False)
-        else:
-            await check_change(ctx, conn, tv, before, plan.data, strict=False)
-    except CrudError as exc:
-        if exc.status >= 500:
-            raise
-        plan.fail(exc.errors or {"": exc.message})
+    return Pending(values, before) if plan.action in ("insert", "update") else None
 
 
 def _shown(row: dict, name: str, texts: dict[str, dict[str, str]]) -> str:
@@ -226,52 +227,121 @@ def _shown(row: dict, name: str, texts: dict[str, dict[str, str]]) -> str:
     return texts.get(name, {}).get(str(value), str(jsonable(value)))
 
 
-async def _existing(ctx: AppContext, tv: TableView, ids: list[str]) -> dict[str, dict]:
-    """The rows the file names by id, read in chunks before any check."""
-    out: dict[str, dict] = {}
-    t = tv.table
-    async with ctx.db.connect() as conn:
-        unique = list(dict.fromkeys(ids))
-        for start in range(0, len(unique), 500):
-            for r in await conn.execute(select(t).where(t.c[tv.pk].in_(unique[start:start + 500]))):
-                out[str(r._mapping[tv.pk])] = dict(r._mapping)
+async def _existing(ctx: AppContext, tv: TableView, ids: list[str], conn: AsyncConnection | None = None
+                    ) -> dict[str, dict]:
+    """The stored rows of these ids (one query per IN_LIMIT ids), by id."""
+    if not ids:
+        return {}
+    if conn is None:
+        async with ctx.db.connect() as own:
+            return await _existing(ctx, tv, ids, own)
+    t, out = tv.table, {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), IN_LIMIT):
+        for r in await conn.execute(select(t).where(t.c[tv.pk].in_(unique[start:start + IN_LIMIT]))):
+            out[str(r._mapping[tv.pk])] = dict(r._mapping)
     return out
 
 
-async def apply_import(ctx: AppContext, tv: TableView, plans: list[RowPlan], actor: Actor, *,
-                       all_or_nothing: bool) -> int:
-    """Write the planned inserts and updates in one transaction; → rows written. A row the write
-    refuses becomes an error; with `all_or_nothing`, then nothing is written."""
-    if all_or_nothing and any(p.action == "error" for p in plans):
-        return 0
-    planned = [(p.action, p.errors) for p in plans]
+async def apply_import(ctx: AppContext, tv: TableView, columns: Columns, rows: Rows, actor: Actor, *,
+                       all_or_nothing: bool, shown: int = 500) -> tuple[int, Tally]:
+    """Plan and write the file CHUNK rows at a time; → (rows written, every row's outcome). A row
+    the write refuses becomes an error. With `all_or_nothing` the file is previewed first (no
+    transaction open), so one bad row writes nothing and every row is reported, then written in one
+    transaction, which a row refused only at the write (a change meanwhile) rolls back. Without it,
+    each chunk is its own short transaction: a write to a table the distributor context watches
+    locks its change counter until commit (app/core/table_versions.py), and admissions wait for it."""
+    if all_or_nothing:
+        tally = Tally(shown)
+        async for plans in plan_chunks(ctx, tv, columns, rows, check=True):
+            tally.add(plans)
+        if tally.counts["error"]:
+            return 0, tally
+    tally, written = Tally(shown), 0
+    if not all_or_nothing:
+        async for plans in plan_chunks(ctx, tv, columns, rows, check=False):  # each read on its own
+            written += await _write_retried(ctx, tv, plans, actor)  # one chunk, then let go of its locks
+            tally.add(plans)
+        return written, tally
+    async with ctx.db.connect() as conn:
+        trans = await conn.begin()
+        try:
+            async for plans in plan_chunks(ctx, tv, columns, rows, check=False, conn=conn):
+                written += await _write_chunk(ctx, conn, tv, plans, actor)
+                tally.add(plans)
+                if tally.counts["error"]:
+                    await trans.rollback()
+                    return 0, tally
+            await trans.commit()
+        except BaseException:
+            await trans.rollback()
+            raise
+    return written, tally
+
+
+async def _write_retried(ctx: AppContext, tv: TableView, plans: list[RowPlan], actor: Actor) -> int:
+    """One chunk in its own transaction, run whole again on a conflict (deadlock, lock wait, a
+    Galera certification failure): each attempt starts from the plans as they were."""
+    saved = [(p.action, dict(p.errors), p.row_id) for p in plans]
 
     async def work(conn: AsyncConnection) -> int:
-        for plan, (action, errors) in zip(plans, planned, strict=True):  # a retry starts from the plan
-            plan.action, plan.errors = action, errors
-        written = 0
-        for plan in plans:
-            if plan.action not in ("insert", "update"):
+        for plan, (action, errors, row_id) in zip(plans, saved, strict=True):
+            plan.action, plan.errors, plan.row_id = action, dict(errors), row_id
+        return await _write_chunk(ctx, conn, tv, plans, actor)
+
+    return await write_transaction(ctx, work)
+
+
+async def _write_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, chunk: list[RowPlan],
+                       actor: Actor) -> int:
+    """Check and write one chunk: the checks in one query each; new rows of a table without a save
+    rule in one statement (with a rule, row by row, so each rule sees the rows before it); the
+    audit rows in one statement per action."""
+    chunk = [p for p in chunk if p.action in ("insert", "update")]
+    befores = await _existing(ctx, tv, [p.row_id for p in chunk if p.action == "update"], conn)
+    items: list[tuple[RowPlan, Pending]] = []
+    for plan in chunk:
+        before = befores.get(plan.row_id) if plan.action == "update" else None
+        values, invalid = validate_input(tv, plan.data, creating=before is None, strict=False)
+        if plan.action == "update" and before is None:
+            invalid[""] = "the row was deleted meanwhile"
+        if invalid:
+            plan.fail(invalid)
+        else:
+            items.append((plan, Pending(values, before)))
+    ruled = bool(hook(tv.module, "rules").get(tv.name))
+    done: list[tuple[RowPlan, dict | None]] = []
+    batch: dict[tuple, list[tuple[RowPlan, dict]]] = {}
+    for (plan, item), errors in zip(items, await chunk_errors(ctx, conn, tv, [i for _, i in items], rules=False),
+                                    strict=True):
+        try:
+            errors = errors or (await rule_errors(conn, tv, item) if ruled else {})
+            if errors:
+                raise CrudError(422, "invalid input", errors)
+            if item.before is None and not ruled:
+                values = new_values(tv, item.values, actor)
+                batch.setdefault(tuple(sorted(values)), []).append((plan, values))
                 continue
-            try:
-                if plan.action == "insert":
-                    await insert_row(ctx, conn, tv, plan.data, actor, strict=False)
-                else:
-                    await change_row(ctx, conn, tv, plan.row_id, plan.data, actor, strict=False)
-                written += 1
-            except CrudError as exc:
-                if exc.status >= 500:
-                    raise
-                plan.fail(exc.errors or {"": exc.message})
-        if all_or_nothing and any(p.action == "error" for p in plans):
-            raise _NothingWritten
-        return written
-
-    try:
-        return await write_transaction(ctx, work)
-    except _NothingWritten:
-        return 0
-
-
-class _NothingWritten(Exception):
-    """An all-or-nothing import with a refused row: roll back everything written so far."""
+            if item.before is None:
+                plan.row_id = str(await write_insert(conn, tv, item.values, actor))
+            else:
+                await write_change(conn, tv, plan.row_id, item.values, actor)
+            done.append((plan, item.before))
+        except CrudError as exc:
+            if exc.status >= 500:
+                raise
+            plan.fail(exc.errors or {"": exc.message})
+    for rows in batch.values():
+        try:
+            await conn.execute(insert(tv.table), [values for _, values in rows])
+        except IntegrityError:  # checked in this transaction: only a concurrent write gets here
+            raise CrudError(409, f"rows changed while the file was written (near row {rows[0][0].line}); "
+                                 "preview the file again to see what is left to import") from None
+        for plan, values in rows:
+            plan.row_id = str(values[tv.pk])
+            done.append((plan, None))
+    after = await _existing(ctx, tv, [p.row_id for p, _ in done], conn)
+    for action in ("create", "update"):
+        await audit_many(ctx, conn, actor, action, tv, [(p.row_id, before, after.get(p.row_id)) for p, before in done
+                                                        if (before is None) == (action == "create")])
+    return len(done)

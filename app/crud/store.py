@@ -54,7 +54,7 @@ async def _check_refs(ctx: AppContext, conn: AsyncConnection, tv: TableView, val
     return errors
 
 
-async def _check_unique(conn: AsyncConnection, tv: TableView, values: dict, row_id: str | None,
+async def check_unique(conn: AsyncConnection, tv: TableView, values: dict, row_id: str | None,
                         current: dict | None) -> dict[str, str]:
     """Name the field of a unique clash before the database refuses it."""
     errors = {}
@@ -86,14 +86,23 @@ def _audit_values(tv: TableView, row: dict | None) -> str | None:
 async def audit(ctx: AppContext, conn: AsyncConnection, actor: Actor, action: str, tv: TableView | str,
                 row_id: str | None, before: dict | None, after: dict | None) -> None:
     """One audit row, in the caller's transaction, never with confidential values."""
+    await audit_many(ctx, conn, actor, action, tv, [(row_id, before, after)])
+
+
+async def audit_many(ctx: AppContext, conn: AsyncConnection, actor: Actor, action: str, tv: TableView | str,
+                     changes: list[tuple[str | None, dict | None, dict | None]]) -> None:
+    """Audit rows of (row id, before, after), one statement for all (an import's chunk)."""
+    if not changes:
+        return
     audit_tv = ctx.catalog.tables["audit_log"]
     name = tv if isinstance(tv, str) else tv.name
     fmt = (lambda r: _audit_values(tv, r)) if not isinstance(tv, str) else \
         (lambda r: json.dumps(r, ensure_ascii=False, sort_keys=True, default=jsonable) if r is not None else None)
-    await conn.execute(insert(audit_tv.table).values(
-        id=new_id(), user_id=actor.user_id, username=actor.username, action=action, table_name=name,
-        row_id=row_id, before_json=fmt(before), after_json=fmt(after), client_ip=actor.client_ip,
-        created_at=utcnow()))
+    now = utcnow()
+    rows = [dict(id=new_id(), user_id=actor.user_id, username=actor.username, action=action, table_name=name,
+                 row_id=row_id, before_json=fmt(before), after_json=fmt(after), client_ip=actor.client_ip,
+                 created_at=now) for row_id, before, after in changes]
+    await conn.execute(insert(audit_tv.table), rows)
 
 
 def _stamp(tv: TableView, values: dict, actor: Actor, creating: bool) -> None:
@@ -117,7 +126,7 @@ async def check_insert(ctx: AppContext, conn: AsyncConnection, tv: TableView, da
     if errors:
         raise CrudError(422, "invalid input", errors)
     defaults = {f.name: f.default for f in tv.spec.fields if f.default is not None and f.default != "CURRENT_TIMESTAMP"}
-    errors = await _check_refs(ctx, conn, tv, values) | await _check_unique(conn, tv, values, None, None)
+    errors = await _check_refs(ctx, conn, tv, values) | await check_unique(conn, tv, values, None, None)
     errors = errors or await check_rules(conn, tv, {**defaults, **values}, None)
     if errors:
         raise CrudError(422, "invalid input", errors)
@@ -128,13 +137,33 @@ async def insert_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, data
                      strict: bool) -> dict:
     """Validate and insert one row inside the caller's transaction (forms, API, imports)."""
     values = await check_insert(ctx, conn, tv, data, strict=strict)
+    row_id = await write_insert(conn, tv, values, actor)
+    row = await get_row(ctx, tv, row_id, conn)
+    await audit(ctx, conn, actor, "create", tv, row_id, None, row)
+    return row
+
+
+def new_values(tv: TableView, values: dict, actor: Actor) -> dict:
+    """Checked `values` as an insert writes them: a new id, the stamps."""
     if tv.pk == "id" and tv.fields["id"].is_string:
         values["id"] = new_id()
     _stamp(tv, values, actor, creating=True)
+    return values
+
+
+async def write_insert(conn: AsyncConnection, tv: TableView, values: dict, actor: Actor) -> str:
+    """Insert checked `values` (stamped, with a new id); → the id. The caller audits (an import
+    audits a chunk of rows at once)."""
+    values = new_values(tv, values, actor)
     await _guarded_write(conn, insert(tv.table).values(**values))
-    row = await get_row(ctx, tv, values[tv.pk], conn)
-    await audit(ctx, conn, actor, "create", tv, values[tv.pk], None, row)
-    return row
+    return values[tv.pk]
+
+
+async def write_change(conn: AsyncConnection, tv: TableView, row_id: str, values: dict, actor: Actor) -> None:
+    """Update row `row_id` with checked `values` (stamped); the caller audits."""
+    _stamp(tv, values, actor, creating=False)
+    if values:
+        await _guarded_write(conn, update(tv.table).where(tv.table.c[tv.pk] == row_id).values(**values))
 
 
 async def write_transaction(ctx: AppContext, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -154,7 +183,7 @@ async def check_change(ctx: AppContext, conn: AsyncConnection, tv: TableView, be
     if errors:
         raise CrudError(422, "invalid input", errors)
     row_id = before[tv.pk]
-    errors = await _check_refs(ctx, conn, tv, values) | await _check_unique(conn, tv, values, row_id, before)
+    errors = await _check_refs(ctx, conn, tv, values) | await check_unique(conn, tv, values, row_id, before)
     errors = errors or await check_rules(conn, tv, {**before, **values}, row_id)
     if errors:
         raise CrudError(422, "invalid input", errors)
@@ -168,9 +197,7 @@ async def change_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, row_
     if before is None:
         raise CrudError(404, "not found")
     values = await check_change(ctx, conn, tv, before, data, strict=strict)
-    _stamp(tv, values, actor, creating=False)
-    if values:
-        await _guarded_write(conn, update(tv.table).where(tv.table.c[tv.pk] == row_id).values(**values))
+    await write_change(conn, tv, row_id, values, actor)
     after = await get_row(ctx, tv, row_id, conn)
     await audit(ctx, conn, actor, "update", tv, row_id, before, after)
     return after

@@ -26,12 +26,12 @@ from openpyxl import Workbook
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
-from app.crud.imports import RowPlan, apply_import, map_columns, plan_import
+from app.crud.imports import RowPlan, Tally, apply_import, map_columns, plan_chunks
 from app.crud.rows import CrudError
+from app.crud.sheets_read import read_sheet
 from app.web.render import render
 from app.web.ui import lang_of
 from app.web.views.common import Route, actor_of
-from app.web.views.sheets import read_sheet
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 50_000
@@ -56,14 +56,10 @@ class Report:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def report_of(tv: TableView, plans: list[RowPlan], ignored: list[str], lang: str) -> Report:
-    counts = {a: 0 for a in ("insert", "update", "skip", "error")}
-    for p in plans:
-        counts[p.action] += 1
-    errors = [{"row": p.line, "field": name, "column": tv.fields[name].label(lang) if name else "", "message": msg}
-              for p in plans if p.action == "error" for name, msg in p.errors.items()]
-    shown = [p for p in plans if p.action in ("insert", "update")][:SHOWN]
-    return Report(len(plans), counts, errors, shown, ignored,
+def report_of(tv: TableView, tally: Tally, ignored: list[str], lang: str) -> Report:
+    errors = [{"row": line, "field": name, "column": tv.fields[name].label(lang) if name else "", "message": msg}
+              for line, name, msg in tally.errors]
+    return Report(tally.rows, tally.counts, errors, tally.shown, ignored,
                   labels={n: f.label(lang) for n, f in tv.fields.items()})
 
 
@@ -110,19 +106,22 @@ def forget(request: Request, token: str) -> None:
 
 
 async def run_import(request: Request, tv: TableView, filename: str, content: bytes, mode: str) -> Report:
-    """Read the file off the event loop (nothing open on the database meanwhile), plan it, and
-    write it unless previewing."""
+    """Read the file off the event loop (nothing open on the database meanwhile), then plan it
+    chunk by chunk, writing each chunk unless previewing."""
     sheet = await anyio.to_thread.run_sync(read_sheet, filename, content, MAX_ROWS)
     columns = map_columns(tv, sheet.header)
     ctx, lang = ctx_of(request), lang_of(request)
-    plans = await plan_import(ctx, tv, columns, sheet.rows, check=mode == "preview")
     if mode == "preview":
-        report = report_of(tv, plans, columns.ignored, lang)
+        tally = Tally(SHOWN)
+        async for plans in plan_chunks(ctx, tv, columns, sheet.rows, check=True):
+            tally.add(plans)
+        report = report_of(tv, tally, columns.ignored, lang)
         if report.counts["insert"] or report.counts["update"]:
             report.token = await anyio.to_thread.run_sync(keep, request, tv, filename, content)
         return report
-    written = await apply_import(ctx, tv, plans, actor_of(request), all_or_nothing=mode == "all")
-    report = report_of(tv, plans, columns.ignored, lang)
+    written, tally = await apply_import(ctx, tv, columns, sheet.rows, actor_of(request),
+                                        all_or_nothing=mode == "all", shown=SHOWN)
+    report = report_of(tv, tally, columns.ignored, lang)
     report.written, report.committed = written, not (mode == "all" and report.counts["error"])
     return report
 
