@@ -46,3 +46,19 @@ def log_in(page: Any, username: str, password: str) -> int:
     response = nav.value
     redirected = response.request.redirected_from
     return redirected.response().status if redirected else response.status
+
+
+SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
+
+
+def screenshot(page: Any, name: str) -> None:
+    """The whole page as screenshots/<name>.png, to look at after a change to it."""
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """One Chromium for the test; each `browser.new_context(...)` is a fresh session."""
+    with chromium() as b:
+        yield b

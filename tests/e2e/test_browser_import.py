@@ -5,17 +5,14 @@ so, and the list shows the renamed row. Screenshots go to screenshots/ (import-d
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import openpyxl
 import pytest
-from helpers import ROOT, Browserless
+from browser_kit import browser, log_in, need_chromium, screenshot  # noqa: F401 - the browser fixture
+from helpers import Browserless
 from live_server import LiveServer, prepare, server_env
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = ROOT / "screenshots"
 PASSWORD = "browser-Passw0rd!"
 BASE = "/pipeline_core/pipelines"
 VIEWPORTS = {"wide": (1366, 900), "phone": (390, 844)}
@@ -23,8 +20,7 @@ VIEWPORTS = {"wide": (1366, 900), "phone": (390, 844)}
 
 @pytest.fixture(params=["sqlite", "mariadb"])
 def server(request, new_database, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (./test.sh installs it)")
+    need_chromium()
     app_url = new_database(request.param)
     env = server_env(app_url, app_url, tmp_path)
     prepare(env, {"olga": (PASSWORD, "pipeline.admin")})
@@ -38,21 +34,8 @@ def server(request, new_database, tmp_path):
         yield srv
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
-
-
 def shot(page, server, name: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{server.kind}-{name}.png"), full_page=True)
+    screenshot(page, f"{server.kind}-{name}")
 
 
 def counts(page) -> dict[str, int]:
@@ -65,11 +48,7 @@ def test_import_diff_preview_then_confirm(server, browser, tmp_path, size):
     context = browser.new_context(base_url=server.url, viewport={"width": width, "height": height},
                                   accept_downloads=True)
     page = context.new_page()
-    page.goto(BASE)
-    page.fill("#username", "olga")
-    page.fill("#password", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
+    assert log_in(page, "olga", PASSWORD) == 303
 
     page.goto(BASE)
     with page.expect_download() as download:

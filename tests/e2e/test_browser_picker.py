@@ -8,12 +8,10 @@ import asyncio
 from datetime import datetime
 
 import pytest
-from browser_kit import SCREENS, chromium, log_in, need_chromium
-from helpers import ROOT
+from browser_kit import SCREENS, browser, log_in, need_chromium, screenshot  # noqa: F401 - the browser fixture
 from live_server import LiveServer, prepare, server_env
 
 pytestmark = pytest.mark.browser
-SHOTS = ROOT / "screenshots"
 PASSWORD = "picker-Passw0rd!"
 COUNT = 2000
 VIEWPORTS = SCREENS
@@ -50,15 +48,8 @@ def server(request, new_database, tmp_path):
         yield srv
 
 
-@pytest.fixture
-def browser():
-    with chromium() as b:
-        yield b
-
-
 def shot(page, server, name: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"picker-{server.kind}-{name}.png"), full_page=True)
+    screenshot(page, f"picker-{server.kind}-{name}")
 
 
 def no_overflow(page) -> None:
