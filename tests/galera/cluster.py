@@ -66,10 +66,12 @@ class Node:
 
 
 class GaleraCluster:
-    """Three Galera nodes on 127.0.0.1; `log_bin` on or off on every node."""
+    """Three Galera nodes on 127.0.0.1; `log_bin` on or off on every node, or on for the node
+    numbers given (a mixed cluster: one run covers writers on both settings)."""
 
-    def __init__(self, log_bin: bool, size: int = 3, timeout: float = 120):
-        self.log_bin, self.timeout = log_bin, timeout
+    def __init__(self, log_bin: bool | frozenset[int], size: int = 3, timeout: float = 120):
+        self.timeout = timeout
+        self.log_bin = frozenset(range(1, size + 1)) if log_bin is True else frozenset(log_bin or ())
         self.root = Path(tempfile.mkdtemp(prefix="galera-"))
         self.root.chmod(0o755)  # the rsync SST daemon of a joiner runs as nobody
         ports = _free_ports(4 * size)
@@ -95,7 +97,7 @@ class GaleraCluster:
             f"wsrep_node_incoming_address=127.0.0.1:{node.sql}", f'wsrep_provider_options="{options}"',
             "wsrep_sst_method=rsync", f"wsrep_sst_receive_address=127.0.0.1:{node.sst}", "wsrep_slave_threads=2",
         ]
-        if self.log_bin:
+        if node.n in self.log_bin:
             lines += [f"log_bin={node.folder}/binlog/mariadb-bin", "log_slave_updates=ON", f"server_id={node.n}"]
         path = node.folder / "my.cnf"
         path.write_text("\n".join(lines) + "\n")
@@ -106,7 +108,7 @@ class GaleraCluster:
         shutil.rmtree(node.folder, ignore_errors=True)
         node.data.mkdir(parents=True)
         node.folder.chmod(0o755)
-        if self.log_bin:
+        if node.n in self.log_bin:
             (node.folder / "binlog").mkdir()
             (node.folder / "binlog").chmod(0o777)
         if joiner:
