@@ -67,7 +67,7 @@ class Node:
 
 class GaleraCluster:
     """Three Galera nodes on 127.0.0.1; `log_bin` on or off on every node, or on for the node
-    numbers given (a mixed cluster: one run covers writers on both settings)."""
+    numbers given (a mixed cluster: one start covers writers on both settings)."""
 
     def __init__(self, log_bin: bool | frozenset[int], size: int = 3, timeout: float = 120):
         self.timeout = timeout

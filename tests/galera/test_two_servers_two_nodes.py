@@ -3,7 +3,7 @@ whatever the nodes' binlog setting, and stay calm when a node dies.
 
 Server A talks to node 1; server B to node 2, with node 3 as its second host (docs/cluster.md).
 One cluster start covers both binlog settings: node 1 runs with `log_bin` off, nodes 2 and 3 with
-it on (and `log_slave_updates`), so each server writes through a node of each kind.
+it on (and `log_slave_updates`): A writes through a node without a binlog, B through nodes with one.
 1. A burst of distributor calls against a daily quota and a concurrency limit, split across A and
    B, each admitted call also sent again with its request id to the other server (answered with
    the same call, 200) and each refusal of the daily quota too (refused there as well). Then:
