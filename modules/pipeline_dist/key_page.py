@@ -66,11 +66,11 @@ def keys_block(request: Request, tv: Any, row: dict[str, Any]) -> str:
     note = zone_note(tz)
     head = [t("密钥", "Key"), t("前缀", "Prefix"), t("生成", "Created") + note, t("到期", "Expires") + note,
             t("最近使用", "Last used") + note]
-    table = ("<table class='list keys'><thead><tr>" + "".join(f"<th scope='col'>{h}</th>" for h in head)
-             + "</tr></thead><tbody>"
+    table = ("<div class='table-wrap'><table class='list keys'><thead><tr>"
+             + "".join(f"<th scope='col'>{h}</th>" for h in head) + "</tr></thead><tbody>"
              + ("".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
                 or f"<tr><td colspan='5' class='empty'>{t('尚无密钥', 'No key yet')}</td></tr>")
-             + "</tbody></table>")
+             + "</tbody></table></div>")
     parts = [f"<section class='extra dist-keys'><h2>{t('API 密钥', 'API keys')}</h2>", table]
     if row.get("api_key_prefix"):
         default = ctx_of(request).settings.key_grace_hours

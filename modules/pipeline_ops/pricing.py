@@ -208,8 +208,9 @@ def describe(price: Price, units_label: str, lang: str = "zh") -> str:
 
 def table_html(cols: list[str], rows: list[str]) -> str:
     """A list table from header texts and ready `<tr>` rows (callers escape cell values)."""
-    return ("<table class='list'><thead><tr>" + "".join(f"<th scope='col'>{c}</th>" for c in cols)
-            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    return ("<div class='table-wrap'><table class='list'><thead><tr>"
+            + "".join(f"<th scope='col'>{c}</th>" for c in cols)
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
 
 
 def _when(value: datetime | None, lang: str, tz_name: str) -> str:
