@@ -90,8 +90,8 @@ def _pages(server: LiveServer) -> dict[str, str]:
         record = re.search(rf'href="({re.escape(path)}/(?!new|import|export)[^"/?#]+)"', api.http.get(path).text)
         if record:
             pages[f"{name}-record"] = html.unescape(record.group(1))
-    billed = api.api("GET", "/api/pipeline_ops/pipeline_usage_log?rows=1").json()["rows"][0]["pipeline_id"]
-    pipeline = f"/pipeline_core/pipelines/{billed}"
+    billed = api.api("GET", "/api/pipeline_ops/pipeline_usage_log?rows=1").json()["rows"][0]
+    pipeline = f"/pipeline_core/pipelines/{billed['pipeline_id']}"
     _, _, distributor = create_offer(api, "phone-offer")
     users = api.http.get("/rbac/users").text
     user_id = users.split('href="/rbac/users/', 1)[1].split('"', 1)[0]
@@ -101,8 +101,9 @@ def _pages(server: LiveServer) -> dict[str, str]:
         "pricing-new": "/pipeline_ops/pipeline_pricing/new", "pricing": "/pipeline_ops/pipeline_pricing",
         "import": "/pipeline_ops/pipeline_pricing/import", "key": f"/pipeline_dist/distributors/{distributor}",
         "users": "/rbac/users", "user": f"/rbac/users/{user_id}", "grants": "/rbac/grants",
-        "usage-daily": "/pipeline_ops/usage_daily", "statements": f"/pipeline_dist/statements?distributor_id="
-        f"{distributor}", "docs": "/api/dist/v1/docs", "404": "/pipeline_core/no-such-page"})
+        "usage-daily": "/pipeline_ops/usage_daily", "statements-all": "/pipeline_dist/statements",
+        "statements": f"/pipeline_dist/statements?distributor_id={billed['distributor_id']}",
+        "docs": "/api/dist/v1/docs", "404": "/pipeline_core/no-such-page"})
     return pages
 
 
@@ -133,7 +134,7 @@ def _overflow(page: Any) -> str | None:
 def _look(page: Any, shots: Path, name: str) -> str | None:
     """Screenshot a key page (the rest are only measured); why the page is too wide, or None."""
     if name in SHOT_PAGES:
-        page.screenshot(path=str(shots / f"{page.shot_prefix}-{name}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"{page.shot_prefix}-{name}.png"), full_page=name != "docs")
     return _overflow(page)
 
 
@@ -194,12 +195,12 @@ def test_phone_menu_toggle_and_grid(chrome, server, pages, shots):
     assert page.evaluate("document.activeElement.id") == "menu-open"
     page.keyboard.press("Space")
     assert page.locator("nav.menu").is_visible()
-    page.screenshot(path=str(shots / "phone-menu-open.png"), full_page=True)
     assert page.locator("header.top a[href='/lang/en']").is_visible()
     assert page.locator("header.top .user").inner_text() == ADMIN[0]
     page.locator("nav.menu summary").first.click()
     first = page.locator("nav.menu details[open] li a").first
     assert first.is_visible()
+    page.screenshot(path=str(shots / "phone-menu-open.png"), full_page=True)
     box = first.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 391, box
     assert _overflow(page) is None
@@ -221,4 +222,24 @@ def test_phone_menu_toggle_and_grid(chrome, server, pages, shots):
     wrap = page.locator(".grid-wrap").bounding_box()
     assert path_cell["x"] <= wrap["x"] + 1  # the path column stays in view (sticky)
     page.screenshot(path=str(shots / "phone-grants-scrolled.png"))
+    context.close()
+
+
+@pytest.mark.parametrize(("width", "folded"), [(768, True), (1366, False)])
+def test_header_folds_below_900_px(chrome, server, shots, width, folded):
+    """A tablet gets the toggle too (the bar would squeeze the English labels a letter a line); a
+    desktop keeps every menu and link in one bar line."""
+    context = chrome.new_context(base_url=server.url, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.goto("/lang/en")
+    assert log_in(page, *ADMIN) == 303
+    page.goto("/")
+    assert page.locator("header.top label.menu-toggle").is_visible() is folded
+    assert page.locator("nav.menu").is_visible() is not folded
+    if not folded:
+        heights = [b["height"] for b in (s.bounding_box() for s in page.locator("nav.menu summary").all())]
+        assert len(heights) >= 3 and max(heights) < 40, heights  # one line each
+        assert page.locator("header.top a[href='/lang/zh']").is_visible()
+    assert _overflow(page) is None
+    page.screenshot(path=str(shots / f"header-{width}-en.png"))
     context.close()
