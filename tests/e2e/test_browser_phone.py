@@ -234,6 +234,7 @@ def test_header_folds_below_900_px(chrome, server, shots, width, folded):
     page.goto("/lang/en")
     assert log_in(page, *ADMIN) == 303
     page.goto("/")
+    page.screenshot(path=str(shots / f"header-{width}-en.png"))
     assert page.locator("header.top label.menu-toggle").is_visible() is folded
     assert page.locator("nav.menu").is_visible() is not folded
     if not folded:
@@ -241,5 +242,4 @@ def test_header_folds_below_900_px(chrome, server, shots, width, folded):
         assert len(heights) >= 3 and max(heights) < 40, heights  # one line each
         assert page.locator("header.top a[href='/lang/zh']").is_visible()
     assert _overflow(page) is None
-    page.screenshot(path=str(shots / f"header-{width}-en.png"))
     context.close()
