@@ -153,7 +153,8 @@ def test_no_page_is_wider_than_the_screen(chrome, server, pages, shots, screen, 
         wide["login"] = why
     assert log_in(page, *ADMIN) == 303
     for name, path in pages.items():
-        page.goto(path)
+        status = page.goto(path).status
+        assert status == (404 if name == "404" else 200), (name, path, status)  # the page itself, not an error
         if name == "docs":
             page.wait_for_selector("#swagger-ui .opblock", timeout=20000)
         if (why := _look(page, shots, name)) is not None:
