@@ -24,6 +24,7 @@ from app.core.hooks import hook
 from app.crud.rows import CrudError
 from app.web.auth import safe_next
 from app.web.errors import http_exception_handler, internal_error_handler
+from app.core.i18n import load_translations
 from app.web.ui import LANG_COOKIE, LANGS, register_globals
 from app.web.views.common import crud_error_handler
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     settings = settings or load_settings()
     catalog = load_catalog(settings.build_dir)
+    load_translations(settings.build_dir / "locale")
     plugins = [p for module in catalog.modules for p in hook(module["name"], "plugins")]
     keyed = tuple(p.keyed_prefix for p in plugins if getattr(p, "keyed_prefix", None))
     ctx = AppContext(settings, catalog, keyed_prefixes=keyed)

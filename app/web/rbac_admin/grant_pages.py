@@ -104,8 +104,8 @@ async def change_grant(request: Request) -> Redirect:
     change = await toggle(request, GRANT, back)
     await record(request, change.op, "rolepermission", change.role_id, {"role": change.role, "path": change.other})
     role, path = change.role, change.other
-    text = (messages.say(request, f"已授权 {role}：{path}", f"Granted {path} to {role}") if change.op == "grant"
-            else messages.say(request, f"已撤销 {role}：{path}", f"Revoked {path} from {role}"))
+    text = (messages.say(request, 'Granted {path} to {role}', path=path, role=role) if change.op == "grant"
+            else messages.say(request, 'Revoked {path} from {role}', path=path, role=role))
     return messages.back(request, back, text)
 
 
@@ -133,10 +133,10 @@ async def add_role(request: Request) -> Redirect:
     exists = await in_transaction(ctx_of(request).rbac_db, write, path="rbac")
     if exists is not None:
         return messages.back(request, "/rbac/grants", messages.say(
-            request, f"角色 {key} 已存在。", f"Role {key} exists already."), "error")
+            request, 'Role {key} exists already.', key=key), "error")
     await record(request, "role_create", "role", key, {"role": key})
     return messages.back(request, "/rbac/grants?" + urlencode({"role": key}), messages.say(
-        request, f"已创建角色 {key}。", f"Role {key} created."))
+        request, 'Role {key} created.', key=key))
 
 
 @admin_post("/rbac/presets")
@@ -159,10 +159,9 @@ async def apply_preset(request: Request) -> Redirect:
     added = [c.removeprefix("grant ").rsplit(" to ", 1)[0] for c in changes if c.startswith("grant ")]
     await record(request, "preset", "rolepermission", role_id,
                  {"role": key, "preset": preset, "module": module, "added": added})
-    zh, en = PRESETS[preset]
-    return messages.back(request, back, messages.say(
-        request, f"已为 {key} 应用 {module} 的「{zh}」预设：新增 {len(added)} 项授权（共 {len(paths)} 项）。",
-        f"Preset {en} of {module} applied to {key}: {len(added)} new grants ({len(paths)} in the preset)."))
+    return messages.back(request, back, messages.say(request,
+        'Preset {preset} of {module} applied to {key}: {added} new grants ({paths} in the preset).',
+        preset=PRESETS[preset], module=module, key=key, added=len(added), paths=len(paths)))
 
 
 handlers = [grants_page, change_grant, add_role, apply_preset]
