@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gettext as _gettext
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 LANGS = ("zh", "en")
@@ -40,6 +41,36 @@ class Msg(str):
         return (_rebuild, (self.msgid, self.msgctxt, self.params))
 
 
+class ByLang(dict):
+    """A parameter given per language, such as a table's spec title: `ByLang(zh=…, en=…)`."""
+
+
+class Joined(tuple):
+    """Messages shown joined by `sep`, each in the message's language."""
+
+    sep: str
+
+    def __new__(cls, sep: str, parts: Any) -> Joined:
+        self = super().__new__(cls, parts)
+        self.sep = sep
+        return self
+
+    def __str__(self) -> str:
+        return self.sep.join(map(str, self))
+
+
+def joined(sep: str, parts: Any) -> Msg:
+    """One message of several (`"; "`-joined reasons), still rendered in any language."""
+    whole = "{parts}"
+    return Msg(whole, parts=Joined(sep, parts))
+
+
+def title_of(title: Callable[[str], str], lower: bool = True) -> ByLang:
+    """A spec title (`tv.title`, `field.label`) as a message parameter; English in lower case
+    inside a sentence ("no such pipeline")."""
+    return ByLang({lang: title(lang).lower() if lower and lang == "en" else title(lang) for lang in LANGS})
+
+
 def _rebuild(msgid: str, msgctxt: str | None, params: dict[str, Any]) -> Msg:
     return Msg(msgid, msgctxt, **params)
 
@@ -47,7 +78,13 @@ def _rebuild(msgid: str, msgctxt: str | None, params: dict[str, Any]) -> Msg:
 def _format(text: str, params: dict[str, Any], lang: str) -> str:
     if not params:
         return text
-    return text.format(**{k: localize(lang, v) for k, v in params.items()})
+    return text.format(**{k: _param(lang, v) for k, v in params.items()})
+
+
+def _param(lang: str, value: Any) -> Any:
+    if isinstance(value, ByLang | Joined | Msg):
+        return localize(lang, value)
+    return value
 
 
 def load_translations(locale_dir: Path) -> None:
@@ -85,6 +122,10 @@ def localize(lang: str, value: Any) -> Any:
     """`value` with every `Msg` in it (also inside dicts, lists and tuples) in `lang`."""
     if isinstance(value, Msg):
         return value.render(lang)
+    if isinstance(value, ByLang):
+        return value.get(lang) or value.get(DEFAULT_LANG) or next(iter(value.values()), "")
+    if isinstance(value, Joined):
+        return value.sep.join(str(localize(lang, v)) for v in value)
     if isinstance(value, dict):
         return {k: localize(lang, v) for k, v in value.items()}
     if isinstance(value, list) or type(value) is tuple:
