@@ -27,7 +27,7 @@ class Msg(str):
     msgctxt: str | None
     params: dict[str, Any]
 
-    def __new__(cls, msgid: str, msgctxt: str | None = None, **params: Any) -> Msg:
+    def __new__(cls, msgid: str, *, msgctxt: str | None = None, **params: Any) -> Msg:
         self = super().__new__(cls, _format(msgid, params, "en"))
         self.msgid, self.msgctxt, self.params = msgid, msgctxt, params
         return self
@@ -72,7 +72,12 @@ def title_of(title: Callable[[str], str], lower: bool = True) -> ByLang:
 
 
 def _rebuild(msgid: str, msgctxt: str | None, params: dict[str, Any]) -> Msg:
-    return Msg(msgid, msgctxt, **params)
+    return Msg(msgid, msgctxt=msgctxt, **params)
+
+
+def pmsg(msgctxt: str, msgid: str, **params: Any) -> Msg:
+    """A `Msg` whose English reads differently in Chinese by context (gettext's msgctxt)."""
+    return Msg(msgid, msgctxt=msgctxt, **params)
 
 
 def _format(text: str, params: dict[str, Any], lang: str) -> str:

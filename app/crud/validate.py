@@ -168,5 +168,5 @@ def validate_input(
         try:
             values[name] = coerce(f, data[name])
         except Invalid as exc:
-            errors[name] = str(exc)
+            errors[name] = exc.args[0]  # the Msg, rendered in the reader's language
     return values, errors

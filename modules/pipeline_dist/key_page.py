@@ -15,7 +15,7 @@ from litestar import Request
 from litestar.utils.scope.state import ScopeState
 
 from app.core.context import ctx_of
-from app.core.i18n import gettext, pgettext
+from app.core.i18n import gettext, pmsg
 from app.web.formatting import as_datetime, local_time, zone_note
 from app.web.ui import lang_of
 from modules.pipeline_dist.dist_docs import PREFIX
@@ -63,10 +63,8 @@ def keys_block(request: Request, tv: Any, row: dict[str, Any]) -> str:
                      _time(row["prev_key_expires_at"], tz),
                      _when(row.get("prev_key_last_used_at"), row.get("prev_key_last_used_ip"), lang, tz)))
     note = zone_note(tz)
-    head = [gettext(
-        lang, 'Key'), gettext(lang, 'Prefix'), pgettext(lang, 'api key',
-        'Created') + note, gettext(lang, 'Expires') + note,
-            gettext(lang, 'Last used') + note]
+    head = [gettext(lang, "Key"), gettext(lang, "Prefix"), pmsg("api key", "Created").render(lang) + note,
+            gettext(lang, "Expires") + note, gettext(lang, "Last used") + note]
     table = ("<table class='list keys'><thead><tr>" + "".join(f"<th scope='col'>{h}</th>" for h in head)
              + "</tr></thead><tbody>"
              + ("".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)

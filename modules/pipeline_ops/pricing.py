@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.i18n import gettext, pgettext
+from app.core.i18n import gettext, pmsg
 from app.core.clock import business_day, day_bounds, month_bounds
 
 SCALE = Decimal("0.000001")
@@ -235,8 +235,8 @@ async def prices_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
     if not rows:
         return head + f"<p class='empty'>{gettext(lang, 'No price set')}</p></section>"
     cols = [gettext(lang, 'Level'), gettext(lang, 'Step'), gettext(lang, 'Model'),
-            gettext(lang, 'Price'), pgettext(lang, 'price', 'From') + f" ({escape(tz)})",
-            pgettext(lang, 'price', 'To') + f" ({escape(tz)})",
+            gettext(lang, 'Price'), pmsg('price', 'From').render(lang) + f" ({escape(tz)})",
+            pmsg('price', 'To').render(lang) + f" ({escape(tz)})",
             gettext(lang, 'State')]
     level_names = {"pipeline": gettext(lang, 'Pipeline'), "step": gettext(lang, 'Step'),
                    "step_model": gettext(lang, 'Step + model')}

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from app.auth import rbac
 from app.auth.grants import WRITE_METHODS, covers
-from app.core.i18n import Msg
+from app.core.i18n import Msg, pmsg
 
 KINDS = ("page", "action", "api", "wildcard", "other")
 KIND_TITLES = {
-    "page": Msg("Pages", "rbac"),
+    "page": pmsg("rbac", "Pages"),
     "action": Msg("Actions"),
     "api": Msg("JSON API"),
     "wildcard": Msg("Wildcard grants"),
