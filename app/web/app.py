@@ -24,7 +24,7 @@ from app.core.hooks import hook
 from app.crud.rows import CrudError
 from app.web.auth import safe_next
 from app.web.errors import http_exception_handler, internal_error_handler
-from app.core.i18n import load_translations
+from app.core.i18n import Msg, load_translations
 from app.web.ui import LANG_COOKIE, LANGS, register_globals
 from app.web.views.common import crud_error_handler
 
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         csrf_config=CSRFConfig(secret=csrf_secret(settings), cookie_httponly=False, cookie_samesite="lax",
                                exclude=[f"^{re.escape(prefix)}" for prefix in keyed]),
         template_config=template_config,
+        type_encoders={Msg: str},  # JSON answers carry a message's English (the API's language)
         openapi_config=OpenAPIConfig(title="Pipeline-App", version="1.0.0", path="/schema",
                                      render_plugins=[openapi_ui.LocalSwaggerPlugin()]),
         exception_handlers={CrudError: crud_error_handler, HTTPException: http_exception_handler,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from app.core.catalog import TableView
 from app.core.clock import utcnow
 from app.core.context import ctx_of
-from app.core.i18n import gettext
+from app.core.i18n import Msg, gettext
 from app.crud.rows import CrudError, public
 from app.web.ui import lang_of
 from modules.pipeline_dist.key_page import keys_block, try_it
@@ -33,7 +33,7 @@ def _only(data: dict[str, Any], allowed: set[str]) -> None:
     """Unknown body fields are a 422, as everywhere in the API (a misspelt grace_hours must not pass)."""
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise CrudError(422, "invalid input", {k: "unknown field" for k in unknown})
+        raise CrudError(422, Msg('invalid input'), {k: Msg('unknown field') for k in unknown})
 
 
 def _answer(request: Request, key: str, row: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -16,12 +16,15 @@ from babel.messages.pofile import read_po
 
 from app.cli.demo import fill_demo
 from app.core.context import AppContext
-from helpers import ROOT, csrf_of
+from app.auth import rbac
+from app.core.db import make_engine
+from helpers import ADMIN_PASSWORD, ROOT, csrf_of
 
 SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 HAN = re.compile(r"[\u3400-\u9fff\uff01-\uff5e\u3001-\u3011]+")
 PLACEHOLDER = re.compile(r"\{[^}]*\}")
+FILE = "__file__"  # a form's upload (CSV text)
 VISIBLE_ATTRS = ("title", "placeholder", "aria-label", "alt", "data-confirm", "data-picker-more",
                  "data-picker-none", "data-picker-denied")
 # English that is the same in a Chinese UI: names, formats, units
@@ -131,7 +134,15 @@ async def _pages(admin) -> list[tuple[str, str, str, dict | None]]:
         ("business rule", "POST", "/pipeline_ops/pipeline_pricing/new",
          {"pipeline_id": ids["pipelines"], "billing_unit": "call", "price_mode": "unit", "unit_price": "",
           "currency": "CNY", "effective_from": "2020-01-01T00:00:00", "status": "active"}),
+        ("price overlap", "POST", "/pipeline_ops/pipeline_pricing/new",
+         {"pipeline_id": ids["pipelines"], "billing_unit": "call", "price_mode": "unit", "unit_price": "0.01",
+          "currency": "CNY", "effective_from": "2020-01-01T00:00:00", "status": "active"}),
         ("403 csrf", "POST", "/pipeline_core/pipelines/new", None),
+        ("delete refused", "POST", f"/pipeline_dist/distributors/{ids['distributors']}/delete", {}),
+        ("import errors", "POST", "/pipeline_ops/pipeline_capacity/import",
+         {"mode": "preview", FILE: "pipeline_id,daily_quota\nnope,abc\n"}),
+        ("import columns", "POST", "/pipeline_ops/pipeline_capacity/import",
+         {"mode": "preview", FILE: "pipeline_id,bogus\nnope,1\n"}),
     ]
     draft = await admin.api("POST", "/api/pipeline_core/pipelines",
                             json={"code": "lonely", "name": "Lonely", "status": "draft"})
@@ -148,8 +159,10 @@ async def _fetch(admin, method: str, path: str, form: dict | None) -> tuple[int,
         r = await admin.client.post(path, data={"code": "x"}, headers=headers)
     else:
         page = await admin.client.get(path.rsplit("/", 1)[0] if path.endswith("/publish") else path, headers=headers)
-        r = await admin.client.post(path, data={**form, "_csrf_token": csrf_of(page.text)}, headers=headers,
-                                    follow_redirects=True)
+        data = {k: v for k, v in form.items() if k != FILE}
+        files = {"file": ("capacity.csv", form[FILE].encode(), "text/csv")} if FILE in form else None
+        r = await admin.client.post(path, data={**data, "_csrf_token": csrf_of(page.text)}, files=files,
+                                    headers=headers, follow_redirects=True)
     return r.status_code, r.text
 
 
@@ -185,9 +198,24 @@ async def test_every_page_speaks_one_language(admin):
                     sentence = re.search(r"[A-Za-z]+(?:[ ,;:'-]+[A-Za-z]+){2,}", text)
                     if hits or sentence:
                         problems.append(f"zh {label} {path}: {text[:120]!r}")
+    await admin.logout()
+    engine = make_engine(admin.ctx.settings.rbac_database)
+    await rbac.add_user(engine, "guest", ADMIN_PASSWORD, "demo.guest")  # a role with no grant
+    await engine.dispose()
+    for lang in ("zh", "en"):
+        admin.client.cookies.set("lang", lang)
+        login = await admin.login("admin", "wrong-password")
+        await admin.login("guest", ADMIN_PASSWORD)
+        refused = await admin.client.get("/pipeline_core/pipelines", headers={"accept": "text/html"})
+        assert refused.status_code == 403
+        await admin.logout()
+        for text in visible(login.text + refused.text, values):
+            if lang == "en" and HAN.search(text) or lang == "zh" and any(p.search(text) for p in english):
+                problems.append(f"{lang} login or 403: {text[:120]!r}")
     assert seen_status["404"] == 404 and seen_status["403 csrf"] == 403
     assert seen_status["validation"] == 422 and seen_status["business rule"] == 422
-    assert seen_status["publish check"] == 422
+    assert seen_status["publish check"] == 422 and seen_status["price overlap"] == 422
+    assert seen_status["delete refused"] == 409 and seen_status["import errors"] == 422
     assert not problems, f"{len(problems)} strings of the other language:\n" + "\n".join(sorted(set(problems))[:80])
 
 

@@ -15,6 +15,7 @@ from litestar.response import Redirect, Response
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg
 from app.auth import rbac
 from app.auth.grants import PERMISSION_OPT, app_path_methods
 from app.auth.principal import principal_of
@@ -120,7 +121,7 @@ async def add_role(request: Request) -> Redirect:
     form = await request.form()
     key = field(form, "key", 200)
     if not _valid_role_key(key):
-        raise CrudError(422, "invalid input", {"key": "a role key is orgtype.name (letters, digits, . _ -)"})
+        raise CrudError(422, Msg('invalid input'), {"key": Msg('a role key is orgtype.name (letters, digits, . _ -)')})
     orgtypeid, name = rbac.split_role_key(key)
     r = rbac.table("role")
 
@@ -147,12 +148,12 @@ async def apply_preset(request: Request) -> Redirect:
     role_id, module, preset = field(form, "role_id", 64), field(form, "module", 64), field(form, "preset", 16)
     back = field(form, "back", 2000) or "/rbac/grants"
     if preset not in PRESETS or module not in _module_names(request):
-        raise CrudError(422, "invalid input", {"preset": f"one of {', '.join(PRESETS)}",
-                                               "module": "a module of the app"})
+        raise CrudError(422, Msg('invalid input'), {"preset": Msg('one of {presets}', presets=', '.join(PRESETS)),
+                                               "module": Msg('a module of the app')})
     async with ctx_of(request).rbac_db.connect() as conn:
         key = await role_key_of(conn, role_id)
     if key is None:
-        raise CrudError(404, "no such role")
+        raise CrudError(404, Msg('no such role'))
     paths = preset_paths(preset, module, served_paths(request))
     require(request, paths, back)
     changes = await rbac.register_paths(ctx_of(request).rbac_db, [], {key: paths}, dry_run=False)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg
 from app.auth import rbac
 from app.auth.grants import PERMISSION_OPT
 from app.auth.passwords import PasswordScheme
@@ -113,7 +114,7 @@ async def user_page(request: Request, id: FromPath[str]) -> Response:  # noqa: A
     async with ctx_of(request).rbac_db.connect() as conn:
         user = await _user(conn, user_id)
         if user is None:
-            raise CrudError(404, "no such user")
+            raise CrudError(404, Msg('no such user'))
         found_roles = await roles(conn)
         held = set((await conn.execute(select(ur.c.roleid).where(ur.c.userid == user_id))).scalars())
         orgs = await rbac.organizations(conn)
@@ -146,13 +147,13 @@ async def create_user(request: Request) -> Redirect:
     async def write(conn: AsyncConnection) -> tuple[str | None, str]:
         key = await role_key_of(conn, role_id) if role_id else ""
         if key is None:
-            raise CrudError(404, "no such role")
+            raise CrudError(404, Msg('no such role'))
         if key:
             require(request, await role_paths(conn, key), _list_url())
         if orgid == settings.rbac_default_orgid:
             await rbac.ensure_org(conn, orgid, settings.rbac_default_orgname)
         elif not await rbac.has_org(conn, orgid):
-            raise CrudError(404, "no such organisation")
+            raise CrudError(404, Msg('no such organisation'))
         user_id = await rbac.create_user(conn, username, hashed, orgid)
         if user_id is not None and key:
             await rbac.link_role(conn, user_id, role_id)
@@ -172,7 +173,7 @@ async def _act_on(request: Request, conn, user_id: str) -> Row:
     """The target user, after checking the actor holds every path that user holds."""
     user = await _user(conn, user_id)
     if user is None:
-        raise CrudError(404, "no such user")
+        raise CrudError(404, Msg('no such user'))
     require(request, await rbac.user_paths(conn, user_id), _user_url(request, user_id))
     return user
 
@@ -205,7 +206,7 @@ async def change_status(request: Request, id: FromPath[str]) -> Redirect:  # noq
     form = await request.form()
     wanted = field(form, "status", 16)
     if wanted not in ("active", "disabled"):
-        raise CrudError(400, "status must be active or disabled")
+        raise CrudError(400, Msg('status must be active or disabled'))
     if wanted == "disabled" and principal_of(request).user_id == user_id:
         return messages.back(request, _user_url(request, user_id), messages.say(
             request, 'You cannot disable your own account.'), "error")
@@ -234,7 +235,7 @@ async def change_org(request: Request, id: FromPath[str]) -> Redirect:  # noqa: 
 
     async def write(conn: AsyncConnection) -> Row:
         if not await rbac.has_org(conn, orgid):
-            raise CrudError(404, "no such organisation")
+            raise CrudError(404, Msg('no such organisation'))
         user = await _act_on(request, conn, user_id)
         await rbac.set_org(conn, user_id, orgid)
         return user
