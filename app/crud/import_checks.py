@@ -201,7 +201,7 @@ class Resolver:
             found = [r for r in named.get(key(text), [])
                      if all(str(r[theirs[m]]) == v for m, v in given.items())]
             if len(found) > 1:
-                what = target.title("en").lower()
-                self.cache[k] = None, f"{len(found)} rows of {what} are called {text!r}; use the id"
+                self.cache[k] = None, Msg("{n} rows of {table} are called {text}; use the id", n=len(found),
+                                          table=title_of(target.title), text=repr(text))
             else:
                 self.cache[k] = (str(found[0][1]) if found else text), None

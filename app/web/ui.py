@@ -16,6 +16,11 @@ from app.core.i18n import LANGS
 from app.web import formatting
 
 LANG_COOKIE = "lang"
+# The lookup picker's texts: the generated forms (build/forms/, from templates/form_fields.j2,
+# whose build-time delimiters the extractor cannot read) take them from here.
+PICKER_TEXT = {"more": i18n.Msg("More results"), "none": i18n.Msg("No matches"),
+               "denied": i18n.Msg("Searching is not granted; type an id"),
+               "placeholder": i18n.Msg("Type a code, name or id")}
 __all__ = ["LANGS", "LANG_COOKIE", "lang_of", "text", "localized"]
 
 
@@ -58,6 +63,11 @@ def pgettext_of(context: Any, msgctxt: str, msgid: str, **params: Any) -> str:
 @pass_context
 def ui_lang(context: Any) -> str:
     return _context_lang(context)
+
+
+@pass_context
+def picker_text(context: Any, key: str) -> str:
+    return PICKER_TEXT[key].render(_context_lang(context))
 
 
 @pass_context
@@ -115,5 +125,5 @@ def register_globals(env: Any) -> None:
     from app.web.permits import can
 
     env.globals.update(_=gettext_of, gettext=gettext_of, ngettext=ngettext_of, pgettext=pgettext_of,
-                       ui_lang=ui_lang, label=label, can=can, zone_note=zone_note_of)
+                       ui_lang=ui_lang, picker_text=picker_text, label=label, can=can, zone_note=zone_note_of)
     env.filters.update(money=money_filter, unit_price=unit_price_filter, when=when_filter)

@@ -24,6 +24,10 @@ from modules.pipeline_dist.key_page import keys_block, try_it
 from modules.pipeline_dist.keys import issue_key, revoke_key
 from modules.pipeline_ops.pricing import choice_label, describe, resolve_prices, table_html
 
+# UI text of this module's blocks (Chinese in the catalogue, docs/i18n.md)
+T_EFFECTIVE_PRICES = Msg('Effective prices')
+T_NO_PIPELINE_ENABLED = Msg('No pipeline enabled')
+
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
@@ -86,9 +90,9 @@ async def distributor_prices(request: Request, tv: TableView, row: dict[str, Any
             .order_by(pt.c.name).limit(500))).all()
         prices = await resolve_prices(conn, ctx.catalog, distributor_id=row["id"],
                                       pipeline_ids=[link.pipeline_id for link in links], at=now)
-    head = f"<section class='extra dist-prices'><h2>{gettext(lang, 'Effective prices')}</h2>"
+    head = f"<section class='extra dist-prices'><h2>{T_EFFECTIVE_PRICES.render(lang)}</h2>"
     if not links:
-        return [head + f"<p class='empty'>{gettext(lang, 'No pipeline enabled')}</p></section>"]
+        return [head + f"<p class='empty'>{T_NO_PIPELINE_ENABLED.render(lang)}</p></section>"]
     base = ctx.catalog.tables["pipelines"].base
     sources = {"distributor": gettext(lang, 'Own price')}
     body = []

@@ -15,10 +15,19 @@ from litestar import Request
 from litestar.utils.scope.state import ScopeState
 
 from app.core.context import ctx_of
-from app.core.i18n import gettext, pmsg
+from app.core.i18n import Msg, gettext, pmsg
 from app.web.formatting import as_datetime, local_time, zone_note
 from app.web.ui import lang_of
 from modules.pipeline_dist.dist_docs import PREFIX
+
+# UI text of this module's blocks (Chinese in the catalogue, docs/i18n.md)
+T_NO_KEY_YET = Msg('No key yet')
+T_API_KEYS = Msg('API keys')
+T_ROTATE_THE_OLD_KEY_WORKS_FOR = Msg('Rotate: the old key works for')
+T_ROTATE_KEY = Msg('Rotate key')
+T_DISTRIBUTOR_API_DOCS = Msg('Distributor API docs')
+T_MONTHLY_STATEMENTS = Msg('Monthly statements')
+T_AT_ONCE_A_LEAK = Msg('at once (a leak)')
 
 GRACE_CHOICES = (0, 1, 24, 72, 168)  # hours the old key keeps working after a rotation
 
@@ -68,22 +77,22 @@ def keys_block(request: Request, tv: Any, row: dict[str, Any]) -> str:
     table = ("<table class='list keys'><thead><tr>" + "".join(f"<th scope='col'>{h}</th>" for h in head)
              + "</tr></thead><tbody>"
              + ("".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-                or f"<tr><td colspan='5' class='empty'>{gettext(lang, 'No key yet')}</td></tr>")
+                or f"<tr><td colspan='5' class='empty'>{T_NO_KEY_YET.render(lang)}</td></tr>")
              + "</tbody></table>")
-    parts = [f"<section class='extra dist-keys'><h2>{gettext(lang, 'API keys')}</h2>", table]
+    parts = [f"<section class='extra dist-keys'><h2>{T_API_KEYS.render(lang)}</h2>", table]
     if row.get("api_key_prefix"):
         default = ctx_of(request).settings.key_grace_hours
         options = "".join(
             f"<option value='{h}'{' selected' if h == default else ''}>"
-            f"{gettext(lang, 'at once (a leak)') if h == 0 else str(h) + ' h'}</option>"
+            f"{T_AT_ONCE_A_LEAK.render(lang) if h == 0 else str(h) + ' h'}</option>"
             for h in sorted({*GRACE_CHOICES, default}))
         parts.append(
             f"<form method='post' action='{tv.base}/{escape(row['id'])}/rotate_key' class='rotate'>"
             f"{_csrf_input(request)}<label for='grace_hours'>"
-            f"{gettext(lang, 'Rotate: the old key works for')}</label> "
+            f"{T_ROTATE_THE_OLD_KEY_WORKS_FOR.render(lang)}</label> "
             f"<select id='grace_hours' name='grace_hours'>{options}</select> "
-            f"<button type='submit'>{gettext(lang, 'Rotate key')}</button></form>")
-    parts.append(f"<p><a href='{PREFIX}/docs'>{gettext(lang, 'Distributor API docs')}"
+            f"<button type='submit'>{T_ROTATE_KEY.render(lang)}</button></form>")
+    parts.append(f"<p><a href='{PREFIX}/docs'>{T_DISTRIBUTOR_API_DOCS.render(lang)}"
                  f"</a> · <a href='/pipeline_dist/statements?distributor_id={escape(row['id'])}'>"
-                 f"{gettext(lang, 'Monthly statements')}</a></p></section>")
+                 f"{T_MONTHLY_STATEMENTS.render(lang)}</a></p></section>")
     return "".join(parts)

@@ -29,8 +29,14 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.core.i18n import gettext, pmsg
+from app.core.i18n import Msg, gettext, pmsg
 from app.core.clock import business_day, day_bounds, month_bounds
+
+# UI text of this module's blocks (Chinese in the catalogue, docs/i18n.md)
+T_EFFECTIVE_PRICES = Msg('Effective prices')
+T_NO_PRICE_SET = Msg('No price set')
+T_USAGE = Msg('Usage')
+T_PERIODS_IN = Msg('Periods in ')
 
 SCALE = Decimal("0.000001")
 DEFAULT_CURRENCY = "CNY"
@@ -231,9 +237,9 @@ async def prices_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
             .order_by(st.c.seq, st.c.name, t.c.model, t.c.effective_from).limit(200))
     async with ctx.db.connect() as conn:
         rows = [r._mapping for r in await conn.execute(stmt)]
-    head = (f"<section class='extra ops-prices'><h2>{gettext(lang, 'Effective prices')}</h2>")
+    head = (f"<section class='extra ops-prices'><h2>{T_EFFECTIVE_PRICES.render(lang)}</h2>")
     if not rows:
-        return head + f"<p class='empty'>{gettext(lang, 'No price set')}</p></section>"
+        return head + f"<p class='empty'>{T_NO_PRICE_SET.render(lang)}</p></section>"
     cols = [gettext(lang, 'Level'), gettext(lang, 'Step'), gettext(lang, 'Model'),
             gettext(lang, 'Price'), pmsg('price', 'From').render(lang) + f" ({escape(tz)})",
             pmsg('price', 'To').render(lang) + f" ({escape(tz)})",
@@ -302,6 +308,6 @@ async def usage_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
                  "" if limit is None else str(max(0, limit - used[key]))]
         over = " class='over'" if limit is not None and used[key] >= limit else ""
         body.append(f"<tr{over}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return (f"<section class='extra ops-usage'><h2>{gettext(lang, 'Usage')}</h2>"
-            f"<p class='hint'>{gettext(lang, 'Periods in ')}"
+    return (f"<section class='extra ops-usage'><h2>{T_USAGE.render(lang)}</h2>"
+            f"<p class='hint'>{T_PERIODS_IN.render(lang)}"
             f"{escape(ctx.settings.business_timezone)}</p>" + table_html(cols, body) + "</section>")

@@ -23,7 +23,7 @@ from litestar import Request, Response
 from litestar.response import Template
 from sqlalchemy import and_, case, func, literal, select
 
-from app.core.i18n import gettext
+from app.core.i18n import Msg, gettext
 from app.core.clock import business_day, clamp_day, day_bounds, utcnow
 from app.crud.rows import jsonable
 from app.core.context import ctx_of
@@ -31,6 +31,9 @@ from app.web.formatting import local_time, money
 from app.web.render import render
 from app.web.ui import lang_of
 from modules.pipeline_ops.sheets import sheet, wanted_format
+
+# UI text of this module's blocks (Chinese in the catalogue, docs/i18n.md)
+T_NONE = Msg('none')
 
 MAX_DAYS = 62
 COUNTED = ("running", "succeeded", "failed", "expired")
@@ -157,7 +160,7 @@ async def refusals_block(request: Request, field: str, value: str, days: int) ->
     counts = await refusals_by_reason(request, field, value, today - timedelta(days=days - 1), today)
     title = gettext(lang, "Refused calls")
     if not counts:
-        return f'<p class="refusals">{title}: {gettext(lang, "none")}</p>'
+        return f'<p class="refusals">{title}: {T_NONE.render(lang)}</p>'
     items = "".join(f"<li><code>{escape(reason)}</code> {n}</li>" for reason, n in counts)
     return f'<div class="refusals"><h3>{title} <small>({sum(n for _, n in counts)})</small></h3><ul>{items}</ul></div>'
 
