@@ -220,8 +220,11 @@ async def test_every_page_speaks_one_language(admin):
 
 
 def test_the_catalogue_translates_every_message():
-    """Every msgid has its Chinese (an empty msgstr would show English in the Chinese UI)."""
+    """Every msgid has its Chinese (an empty msgstr would show English in the Chinese UI), with the
+    same {placeholders} (a lost one would drop a value, a new one would fail the page)."""
     with Path(ROOT / "app/locale/zh/LC_MESSAGES/messages.po").open("rb") as f:
         catalog = read_po(f)
     missing = [m.id for m in catalog if m.id and not m.string]
     assert not missing
+    names = lambda text: set(PLACEHOLDER.findall(text))  # noqa: E731
+    assert [m.id for m in catalog if m.id and names(m.id) != names(m.string)] == []
