@@ -9,8 +9,8 @@ language with `localize`. Spec titles (`title` / `titles`) are data and stay wit
 from __future__ import annotations
 
 import gettext as _gettext
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 LANGS = ("zh", "en")
@@ -124,15 +124,16 @@ def pgettext(lang: str, context: str, msgid: str, **params: Any) -> str:
 
 
 def localize(lang: str, value: Any) -> Any:
-    """`value` with every `Msg` in it (also inside dicts, lists and tuples) in `lang`."""
+    """`value` with every `Msg` in it (also inside plain dicts, lists and tuples) in `lang`; other
+    containers (a defaultdict, a dataclass, a row) are left as they are."""
     if isinstance(value, Msg):
         return value.render(lang)
     if isinstance(value, ByLang):
         return value.get(lang) or value.get(DEFAULT_LANG) or next(iter(value.values()), "")
     if isinstance(value, Joined):
         return value.sep.join(str(localize(lang, v)) for v in value)
-    if isinstance(value, dict):
+    if type(value) is dict:
         return {k: localize(lang, v) for k, v in value.items()}
-    if isinstance(value, list) or type(value) is tuple:
+    if type(value) in (list, tuple):
         return type(value)(localize(lang, v) for v in value)
     return value
