@@ -5,6 +5,7 @@ The build renders `templates/form_fields.j2` (delimiters `<% %>`/`<< >>`) into
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -31,6 +32,20 @@ def widget(f: Field, code_table: str | None, confidential: bool) -> str:
     if f.format in ("email", "url"):
         return f.format
     return "text"
+
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def help_titles(comments: str | None) -> dict | None:
+    """A field's help (the spec's `comments`) as a title per language: the specs write it
+    "中文 / English", and a page shows one language only; a comment in one language shows as is."""
+    if not comments:
+        return None
+    zh, sep, en = comments.partition(" / ")
+    if not sep or not HAN.search(zh) or HAN.search(en):
+        return {"title": comments, "titles": {}}
+    return {"title": zh.strip(), "titles": {"en": en.strip()}}
 
 
 def step(f: Field) -> str:
@@ -60,7 +75,7 @@ def write_forms(root: Path, specs: list[TableSpec], views: dict[str, dict], out:
                                                              name in view["confidential"]),
                 "required": not f.nullable and f.default is None, "step": step(f),
                 "choices": [(c.value, c.title, c.label("en")) for c in f.choices],
-                "help": f.comments or "",
+                "help": help_titles(f.comments),
             })
         text = template.render(table=spec.name, fields=fields)
         (out / "forms" / f"{spec.name}.form.html").write_text(text, encoding="utf-8")

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg, title_of
 from app.core.catalog import Catalog, TableView
 from app.core.hooks import check_delete
 from generators.spec import Code
@@ -142,8 +143,9 @@ async def delete_plan(conn: AsyncConnection, catalog: Catalog, tv: TableView,
             continue
         last = chain[-1]
         for row_id, n in (await _per_row(conn, tv, chain, ids)).items():
-            blocked[row_id].append(f"{n} {last.child.title('en').lower()} rows refer to it "
-                                   f"({last.child.name}.{last.code.field})")
+            blocked[row_id].append(Msg("{n} {table} rows refer to it ({column})", n=n,
+                                       table=title_of(last.child.title),
+                                       column=f"{last.child.name}.{last.code.field}"))
     for row in rows:
         blocked[str(row[tv.pk])] += await check_delete(conn, tv, row)
     return DeletePlan(dependents, {k: v for k, v in blocked.items() if v})

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg, title_of
 from app.core.catalog import Catalog, TableView
 from app.core.context import AppContext
 from app.core.hooks import check_rules
@@ -81,7 +82,7 @@ async def ref_errors(ctx: AppContext, conn: AsyncConnection, tv: TableView, item
         for i, it in enumerate(items):
             v = it.values.get(code.field)
             if v is not None and key(v) not in found:
-                errors[i][code.field] = f"no such {target.title('en').lower()}"
+                errors[i][code.field] = Msg("no such {table}", table=title_of(target.title))
     return errors
 
 
@@ -112,8 +113,8 @@ async def unique_errors(tv: TableView, conn: AsyncConnection, items: list[Pendin
                                                  own, items[i].before)
                 continue
             name = next(n for n in ix.fields if n in items[i].values)
-            errors[i][name] = "already exists" if len(ix.fields) == 1 else \
-                f"already exists for this {', '.join(n for n in ix.fields if n != name)}"
+            errors[i][name] = Msg('already exists') if len(ix.fields) == 1 else \
+                Msg("already exists for this {fields}", fields=", ".join(n for n in ix.fields if n != name))
     return errors
 
 
@@ -200,7 +201,7 @@ class Resolver:
             found = [r for r in named.get(key(text), [])
                      if all(str(r[theirs[m]]) == v for m, v in given.items())]
             if len(found) > 1:
-                what = target.title("en").lower()
-                self.cache[k] = None, f"{len(found)} rows of {what} are called {text!r}; use the id"
+                self.cache[k] = None, Msg("{n} rows of {table} are called {text}; use the id", n=len(found),
+                                          table=title_of(target.title), text=repr(text))
             else:
                 self.cache[k] = (str(found[0][1]) if found else text), None

@@ -21,6 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg
 from app.core.catalog import TableView
 from app.core.context import AppContext
 from app.core.hooks import hook
@@ -85,7 +86,7 @@ def map_columns(tv: TableView, header: list[str]) -> Columns:
         else:
             unknown.append(h)
     if unknown:
-        raise CrudError(400, "unknown columns: " + ", ".join(unknown))
+        raise CrudError(400, Msg("unknown columns: {columns}", columns=", ".join(unknown)))
     return Columns(fields, id_index, ignored)
 
 
@@ -116,7 +117,7 @@ class UniqueKeys:
             if None in key[1:]:
                 continue
             if key in self.seen:
-                plan.fail({fields[-1]: f"the same as row {self.seen[key]} of the file"})
+                plan.fail({fields[-1]: Msg("the same as row {row} of the file", row=self.seen[key])})
             else:
                 self.seen[key] = plan.line
 
@@ -173,9 +174,9 @@ async def _plan_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, col
         row_id = ids[n] if ids else ""
         before = existing.get(row_id) if row_id else None
         if row_id and row_id in seen_ids:
-            plan.fail({"": f"the id is also on row {seen_ids[row_id]} of the file"})
+            plan.fail({"": Msg("the id is also on row {row} of the file", row=seen_ids[row_id])})
         elif row_id and before is None:
-            plan.fail({"": "no row has this id; leave the id empty to add a new row"})
+            plan.fail({"": Msg("no row has this id; leave the id empty to add a new row")})
         seen_ids.setdefault(row_id, line)
         plans.append(plan)
         if plan.action != "error":
@@ -304,7 +305,7 @@ async def _write_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, ch
         before = befores.get(plan.row_id) if plan.action == "update" else None
         values, invalid = validate_input(tv, plan.data, creating=before is None, strict=False)
         if plan.action == "update" and before is None:
-            invalid[""] = "the row was deleted meanwhile"
+            invalid[""] = Msg('the row was deleted meanwhile')
         if invalid:
             plan.fail(invalid)
         else:
@@ -317,7 +318,7 @@ async def _write_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, ch
         try:
             errors = errors or (await rule_errors(conn, tv, item) if ruled else {})
             if errors:
-                raise CrudError(422, "invalid input", errors)
+                raise CrudError(422, Msg('invalid input'), errors)
             if item.before is None and not ruled:
                 values = new_values(tv, item.values, actor)
                 batch.setdefault(tuple(sorted(values)), []).append((plan, values))
@@ -335,8 +336,8 @@ async def _write_chunk(ctx: AppContext, conn: AsyncConnection, tv: TableView, ch
         try:
             await conn.execute(insert(tv.table), [values for _, values in rows])
         except IntegrityError:  # checked in this transaction: only a concurrent write gets here
-            raise CrudError(409, f"rows changed while the file was written (near row {rows[0][0].line}); "
-                                 "preview the file again to see what is left to import") from None
+            raise CrudError(409, Msg("rows changed while the file was written (near row {line}); preview the file "
+                                     "again to see what is left to import", line=rows[0][0].line)) from None
         for plan, values in rows:
             plan.row_id = str(values[tv.pk])
             done.append((plan, None))

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql import operators
 
+from app.core.i18n import Msg
 from app.core.catalog import Catalog, TableView
 from app.core.clock import to_utc
 from app.core.context import AppContext
@@ -53,16 +54,16 @@ def parse_list_query(tv: TableView, params: dict[str, str], tz_name: str | None 
                 if number < 1:
                     raise ValueError
                 if key == "page" and number > MAX_PAGE:
-                    errors[key] = f"at most {MAX_PAGE}"
+                    errors[key] = Msg("at most {max_page}", max_page=MAX_PAGE)
                     continue
                 setattr(lq, key, min(number, MAX_ROWS) if key == "rows" else number)
             except ValueError:
-                errors[key] = "must be a positive whole number"
+                errors[key] = Msg("must be a positive whole number")
         elif key == "sort":
             for part in filter(None, (p.strip() for p in raw.split(","))):
                 name = part.lstrip("-+")
                 if name not in tv.view["sortable"] and name not in tv.spec.primary:
-                    errors["sort"] = f"cannot sort by {name!r}"
+                    errors["sort"] = Msg("cannot sort by {name}", name=repr(name))
                 else:
                     lq.sort.append(part.lstrip("+"))
         elif key == "q":
@@ -73,12 +74,12 @@ def parse_list_query(tv: TableView, params: dict[str, str], tz_name: str | None 
             name, _, end = key.rpartition("__")
             f = tv.fields.get(name)
             if f is None or name not in tv.view["list_fields"] or f.is_text or f.type == "bin":
-                errors[key] = "unknown range filter"
+                errors[key] = Msg("unknown range filter")
                 continue
             try:
                 value = range_bound(f, raw, end, tz_name) if raw != "" else None
             except Invalid as exc:
-                errors[key] = str(exc)
+                errors[key] = exc.args[0]
                 continue
             low, high = lq.ranges.get(name, (None, None))
             lq.ranges[name] = (value, high) if end == "from" else (low, value)
@@ -88,11 +89,11 @@ def parse_list_query(tv: TableView, params: dict[str, str], tz_name: str | None 
             try:
                 lq.filters[key] = coerce(tv.fields[key], raw)
             except Invalid as exc:
-                errors[key] = str(exc)
+                errors[key] = exc.args[0]
         elif key in LIST_PARAMS or key.startswith("_"):
             continue
         else:
-            errors[key] = "unknown parameter"
+            errors[key] = Msg("unknown parameter")
     if errors:
         raise CrudError(400, "bad list parameters", errors)
     return lq
@@ -121,7 +122,7 @@ def range_bound(f: Any, raw: str, end: str, tz_name: str | None) -> Any:
             elif clock.count(":") == 1:
                 value += timedelta(seconds=59)
     except (OverflowError, ValueError):  # at the calendar's ends (year 1, 9999)
-        raise Invalid("is outside the calendar this filter can search") from None
+        raise Invalid(Msg("is outside the calendar this filter can search")) from None
     return value
 
 

@@ -26,6 +26,7 @@ from openpyxl.reader.excel import ExcelReader
 from openpyxl.styles.stylesheet import apply_stylesheet
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
+from app.core.i18n import Msg
 from app.crud.rows import CrudError, jsonable
 
 QUOTED = re.compile(r"^'+[=+\-@\t\r]")  # text an export prefixed (or text that already looked so)
@@ -65,7 +66,7 @@ def read_sheet(filename: str, content: bytes, max_rows: int) -> Sheet:
     try:
         header = next(rows, None)
         if header is None:
-            raise CrudError(400, "the file is empty")
+            raise CrudError(400, Msg('the file is empty'))
         head = [cell_text(h).strip() for h in header]
         while head and not head[-1]:
             head.pop()
@@ -78,10 +79,11 @@ def read_sheet(filename: str, content: bytes, max_rows: int) -> Sheet:
             if not any(c.strip() for c in cells):
                 blank += 1
                 if blank > max_rows:
-                    raise CrudError(413, f"at most {max_rows} rows per import (and as many empty ones)")
+                    raise CrudError(413, Msg("at most {max_rows} rows per import (and as many empty ones)",
+                                             max_rows=max_rows))
                 continue
             if len(body) == max_rows:
-                raise CrudError(413, f"at most {max_rows} rows per import")
+                raise CrudError(413, Msg('at most {max_rows} rows per import', max_rows=max_rows))
             body.append((line, (*cells, *[""] * (len(head) - len(cells)))))
     finally:
         rows.close()
@@ -106,7 +108,7 @@ def _first_sheet(content: bytes) -> tuple[Any, _StreamedSheet]:
     for sheet, rel in reader.parser.find_sheets():
         if rel.target in reader.valid_files and "chartsheet" not in rel.Type:
             return reader.wb, _StreamedSheet(reader.wb, sheet.name, rel.target, reader.shared_strings)
-    raise CrudError(400, "the xlsx file has no worksheet")
+    raise CrudError(400, Msg('the xlsx file has no worksheet'))
 
 
 def _xlsx_rows(content: bytes) -> Iterator[tuple[Any, ...]]:
@@ -114,16 +116,16 @@ def _xlsx_rows(content: bytes) -> Iterator[tuple[Any, ...]]:
         with zipfile.ZipFile(io.BytesIO(content)) as z:
             unzipped = sum(i.file_size for i in z.infolist())
         if unzipped > MAX_UNZIPPED:
-            raise CrudError(413, f"the xlsx file expands to more than {MAX_UNZIPPED // 2**20} MB")
+            raise CrudError(413, Msg("the xlsx file expands to more than {mb} MB", mb=MAX_UNZIPPED // 2**20))
         wb, ws = _first_sheet(content)
     except CrudError:
         raise
     except Exception:  # noqa: BLE001 - openpyxl and zipfile raise many kinds for a bad file
-        raise CrudError(400, "not a readable .xlsx file") from None
+        raise CrudError(400, Msg('not a readable .xlsx file')) from None
     try:
         yield from ws.iter_rows(values_only=True)
     except Exception:  # noqa: BLE001 - a broken sheet part fails only when it is reached
-        raise CrudError(400, "not a readable .xlsx file") from None
+        raise CrudError(400, Msg('not a readable .xlsx file')) from None
     finally:
         wb.close()
 
@@ -135,6 +137,6 @@ def _csv_rows(content: bytes) -> Iterator[list[str]]:
         for row in reader:
             yield [csv_value(c) for c in row]
     except UnicodeDecodeError:
-        raise CrudError(400, "the CSV file is not UTF-8 text") from None
+        raise CrudError(400, Msg('the CSV file is not UTF-8 text')) from None
     except csv.Error as exc:
-        raise CrudError(400, f"line {reader.line_num} of the CSV file: {exc}") from None
+        raise CrudError(400, Msg('line {line_num} of the CSV file: {exc}', line_num=reader.line_num, exc=exc)) from None

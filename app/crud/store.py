@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg, joined, title_of
 from app.core.catalog import TableView
 from app.core.clock import utcnow
 from app.core.context import AppContext
@@ -50,7 +51,7 @@ async def _check_refs(ctx: AppContext, conn: AsyncConnection, tv: TableView, val
             select(target.table.c[code.valuefield]).where(target.table.c[code.valuefield] == value).limit(1)
         )).first()
         if found is None:
-            errors[code.field] = f"no such {target.title('en').lower()}"
+            errors[code.field] = Msg("no such {table}", table=title_of(target.title))
     return errors
 
 
@@ -70,8 +71,8 @@ async def check_unique(conn: AsyncConnection, tv: TableView, values: dict, row_i
             stmt = stmt.where(t.c[tv.pk] != row_id)
         if (await conn.execute(stmt.limit(1))).first() is not None:
             name = next(n for n in ix.fields if n in values)
-            errors[name] = "already exists" if len(ix.fields) == 1 else \
-                f"already exists for this {', '.join(n for n in ix.fields if n != name)}"
+            errors[name] = Msg('already exists') if len(ix.fields) == 1 else \
+                Msg("already exists for this {fields}", fields=", ".join(n for n in ix.fields if n != name))
     return errors
 
 
@@ -124,12 +125,12 @@ async def check_insert(ctx: AppContext, conn: AsyncConnection, tv: TableView, da
     preview checks every row this way without holding a lock)."""
     values, errors = validate_input(tv, data, creating=True, strict=strict)
     if errors:
-        raise CrudError(422, "invalid input", errors)
+        raise CrudError(422, Msg('invalid input'), errors)
     defaults = {f.name: f.default for f in tv.spec.fields if f.default is not None and f.default != "CURRENT_TIMESTAMP"}
     errors = await _check_refs(ctx, conn, tv, values) | await check_unique(conn, tv, values, None, None)
     errors = errors or await check_rules(conn, tv, {**defaults, **values}, None)
     if errors:
-        raise CrudError(422, "invalid input", errors)
+        raise CrudError(422, Msg('invalid input'), errors)
     return values
 
 
@@ -181,12 +182,12 @@ async def check_change(ctx: AppContext, conn: AsyncConnection, tv: TableView, be
     """The values an update of row `before` with `data` would write, or its CrudError; writes nothing."""
     values, errors = validate_input(tv, data, creating=False, strict=strict)
     if errors:
-        raise CrudError(422, "invalid input", errors)
+        raise CrudError(422, Msg('invalid input'), errors)
     row_id = before[tv.pk]
     errors = await _check_refs(ctx, conn, tv, values) | await check_unique(conn, tv, values, row_id, before)
     errors = errors or await check_rules(conn, tv, {**before, **values}, row_id)
     if errors:
-        raise CrudError(422, "invalid input", errors)
+        raise CrudError(422, Msg('invalid input'), errors)
     return values
 
 
@@ -195,7 +196,7 @@ async def change_row(ctx: AppContext, conn: AsyncConnection, tv: TableView, row_
     """Validate and update one row inside the caller's transaction; audited before → after."""
     before = await get_row(ctx, tv, row_id, conn)
     if before is None:
-        raise CrudError(404, "not found")
+        raise CrudError(404, Msg('not found'))
     values = await check_change(ctx, conn, tv, before, data, strict=strict)
     await write_change(conn, tv, row_id, values, actor)
     after = await get_row(ctx, tv, row_id, conn)
@@ -222,14 +223,15 @@ async def delete_rows(ctx: AppContext, tv: TableView, row_ids: list[str], actor:
         for row_id in dict.fromkeys(row_ids):
             before = await get_row(ctx, tv, row_id, conn)
             if before is None:
-                raise CrudError(404, f"not found: {row_id}")
+                raise CrudError(404, Msg('not found: {row_id}', row_id=row_id))
             rows.append(before)
         plan = await delete_plan(conn, ctx.catalog, tv, rows)
         if not plan.allowed:
-            what = tv.title("en").lower()
-            raise CrudError(409, f"{len(plan.blocked)} of {len(rows)} {what} rows cannot be deleted"
-                            if len(rows) > 1 else f"this row of {what} cannot be deleted",
-                            {row_id: "; ".join(reasons) for row_id, reasons in plan.blocked.items()})
+            what = title_of(tv.title)
+            raise CrudError(409, Msg("{blocked} of {rows} {what} rows cannot be deleted", blocked=len(plan.blocked),
+                                     rows=len(rows), what=what)
+                            if len(rows) > 1 else Msg("this row of {what} cannot be deleted", what=what),
+                            {row_id: joined("; ", reasons) for row_id, reasons in plan.blocked.items()})
         for row in rows:
             row_id = row[tv.pk]
             await _guarded_write(conn, delete(tv.table).where(tv.table.c[tv.pk] == row_id))
@@ -246,9 +248,9 @@ async def _guarded_write(conn: AsyncConnection, stmt) -> None:
     except IntegrityError as exc:
         text = str(exc.orig).lower()
         if "foreign key" in text:
-            raise CrudError(409, "other rows still refer to this one") from None
+            raise CrudError(409, Msg('other rows still refer to this one')) from None
         if "unique" in text or "duplicate" in text:
-            raise CrudError(409, "a row with the same unique value already exists") from None
+            raise CrudError(409, Msg('a row with the same unique value already exists')) from None
         if "check" in text:
-            raise CrudError(422, "a value is not allowed") from None
-        raise CrudError(409, "the database refused the change") from None
+            raise CrudError(422, Msg('a value is not allowed')) from None
+        raise CrudError(409, Msg('the database refused the change')) from None

@@ -7,6 +7,7 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app.core.i18n import Msg
 from app.core.catalog import TableView
 from generators.raw_fields import INSERT_TIME
 from generators.spec import FLOAT_TYPES, Field
@@ -28,9 +29,9 @@ class Invalid(ValueError):
 
 def _number_bounds(f: Field, value: Decimal | int | float) -> None:
     if f.min is not None and Decimal(str(value)) < f.min:
-        raise Invalid(f"must be ≥ {f.min}")
+        raise Invalid(Msg('must be ≥ {min}', min=f.min))
     if f.max is not None and Decimal(str(value)) > f.max:
-        raise Invalid(f"must be ≤ {f.max}")
+        raise Invalid(Msg('must be ≤ {max}', max=f.max))
 
 
 def _parse_datetime(text: str) -> datetime:
@@ -48,7 +49,7 @@ def _empty(f: Field) -> str | None:
         return ""
     if f.nullable:
         return None
-    raise Invalid("required")
+    raise Invalid(Msg('required'))
 
 
 def coerce(f: Field, raw: Any) -> Any:
@@ -63,83 +64,83 @@ def coerce(f: Field, raw: Any) -> Any:
     t = f.type
     if t in INT_RANGES:
         if isinstance(raw, bool) or isinstance(raw, float) and not raw.is_integer():
-            raise Invalid("must be a whole number")
+            raise Invalid(Msg('must be a whole number'))
         try:
             value = int(raw) if not isinstance(raw, str) else int(raw, 10)
         except (TypeError, ValueError):
-            raise Invalid("must be a whole number") from None
+            raise Invalid(Msg('must be a whole number')) from None
         low, high = INT_RANGES[t]
         if not low <= value <= high:
-            raise Invalid("out of range")
+            raise Invalid(Msg('out of range'))
         _number_bounds(f, value)
     elif t == "decimal":
         if isinstance(raw, bool) or not isinstance(raw, (str, int, float, Decimal)):
-            raise Invalid("must be a number")
+            raise Invalid(Msg('must be a number'))
         try:
             value = Decimal(str(raw))
         except InvalidOperation:
-            raise Invalid("must be a number") from None
+            raise Invalid(Msg('must be a number')) from None
         if not value.is_finite():
-            raise Invalid("must be a number")
+            raise Invalid(Msg('must be a number'))
         _sign, digits, exp = value.normalize().as_tuple()
         scale = max(0, -exp)
         if scale > (f.dec or 0):
-            raise Invalid(f"at most {f.dec} decimal places")
+            raise Invalid(Msg('at most {dec} decimal places', dec=f.dec))
         if value != 0 and len(digits) + exp > (f.length or 18) - (f.dec or 0):
-            raise Invalid("too large")
+            raise Invalid(Msg('too large'))
         _number_bounds(f, value)
     elif t in FLOAT_TYPES:
         if isinstance(raw, bool):
-            raise Invalid("must be a number")
+            raise Invalid(Msg('must be a number'))
         try:
             value = float(raw)
         except (TypeError, ValueError):
-            raise Invalid("must be a number") from None
+            raise Invalid(Msg('must be a number')) from None
         _number_bounds(f, value)
     elif f.is_text:
         if not isinstance(raw, (str, int, Decimal)) or isinstance(raw, bool):
-            raise Invalid("must be text")
+            raise Invalid(Msg('must be text'))
         value = str(raw)
         if f.is_string:
             value = value.strip()
             if value == "" and f.nullable:
                 return _empty(f)
         if f.length and len(value) > f.length:
-            raise Invalid(f"at most {f.length} characters")
+            raise Invalid(Msg('at most {length} characters', length=f.length))
         if "\x00" in value:
-            raise Invalid("must not contain NUL characters")
+            raise Invalid(Msg('must not contain NUL characters'))
         if f.pattern and not re.fullmatch(f.pattern, value):
-            raise Invalid("has the wrong format")
+            raise Invalid(Msg('has the wrong format'))
         if f.format == "json" or f.widget == "json":
             try:
                 json.loads(value)
             except ValueError as exc:
-                raise Invalid(f"is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+                raise Invalid(Msg('is not valid JSON: {msg} (line {lineno})', msg=exc.msg, lineno=exc.lineno)) from None
             except RecursionError:
-                raise Invalid("is JSON nested too deeply") from None
+                raise Invalid(Msg('is JSON nested too deeply')) from None
         elif f.format == "email" and not EMAIL_RE.match(value):
-            raise Invalid("is not an email address")
+            raise Invalid(Msg('is not an email address'))
         elif f.format == "url" and not URL_RE.match(value):
-            raise Invalid("is not an http(s) URL")
+            raise Invalid(Msg('is not an http(s) URL'))
     elif f.is_datetime:
         try:
             value = raw if isinstance(raw, datetime) else _parse_datetime(str(raw))
         except ValueError:
-            raise Invalid("must be a date and time (YYYY-MM-DD HH:MM)") from None
+            raise Invalid(Msg('must be a date and time (YYYY-MM-DD HH:MM)')) from None
     elif t == "date":
         try:
             value = raw if isinstance(raw, date) else date.fromisoformat(str(raw)[:10])
         except ValueError:
-            raise Invalid("must be a date (YYYY-MM-DD)") from None
+            raise Invalid(Msg('must be a date (YYYY-MM-DD)')) from None
     elif t == "time":
         try:
             value = raw if isinstance(raw, time) else time.fromisoformat(str(raw))
         except ValueError:
-            raise Invalid("must be a time (HH:MM)") from None
+            raise Invalid(Msg('must be a time (HH:MM)')) from None
     else:
-        raise Invalid("cannot be written here")
+        raise Invalid(Msg('cannot be written here'))
     if f.choices and str(value) not in {c.value for c in f.choices}:
-        raise Invalid("is not one of the allowed values")
+        raise Invalid(Msg('is not one of the allowed values'))
     return value
 
 
@@ -157,15 +158,15 @@ def validate_input(
     if strict:
         for key in data:
             if key not in writable:
-                errors[key] = "unknown field" if key not in tv.fields else "cannot be written"
+                errors[key] = Msg('unknown field') if key not in tv.fields else Msg('cannot be written')
     for name in writable:
         f = tv.fields[name]
         if name not in data or creating and f.default == INSERT_TIME and data[name] in (None, ""):
             if creating and not f.nullable and f.default is None:
-                errors[name] = "required"
+                errors[name] = Msg('required')
             continue  # left out, so the database fills in its default (the insert time)
         try:
             values[name] = coerce(f, data[name])
         except Invalid as exc:
-            errors[name] = str(exc)
+            errors[name] = exc.args[0]  # the Msg, rendered in the reader's language
     return values, errors

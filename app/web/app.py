@@ -24,6 +24,7 @@ from app.core.hooks import hook
 from app.crud.rows import CrudError
 from app.web.auth import safe_next
 from app.web.errors import http_exception_handler, internal_error_handler
+from app.core.i18n import Msg, load_translations
 from app.web.ui import LANG_COOKIE, LANGS, register_globals
 from app.web.views.common import crud_error_handler
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     settings = settings or load_settings()
     catalog = load_catalog(settings.build_dir)
+    load_translations(settings.build_dir / "locale")
     plugins = [p for module in catalog.modules for p in hook(module["name"], "plugins")]
     keyed = tuple(p.keyed_prefix for p in plugins if getattr(p, "keyed_prefix", None))
     ctx = AppContext(settings, catalog, keyed_prefixes=keyed)
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         csrf_config=CSRFConfig(secret=csrf_secret(settings), cookie_httponly=False, cookie_samesite="lax",
                                exclude=[f"^{re.escape(prefix)}" for prefix in keyed]),
         template_config=template_config,
+        type_encoders={Msg: str},  # JSON answers carry a message's English (the API's language)
         openapi_config=OpenAPIConfig(title="Pipeline-App", version="1.0.0", path="/schema",
                                      render_plugins=[openapi_ui.LocalSwaggerPlugin()]),
         exception_handlers={CrudError: crud_error_handler, HTTPException: http_exception_handler,

@@ -39,7 +39,7 @@ from app.web.error_pages import denied_page, wants_html
 from app.web.errors import error_response
 from app.web.health import METRICS_PATH, scraper_token
 from app.web.render import render
-from app.web.ui import lang_of
+from app.web.ui import text
 
 log = logging.getLogger("pipeline.auth")
 
@@ -115,8 +115,8 @@ auth_middleware = AuthMiddleware()
 
 # ---------------------------------------------------------------- refusals
 
-def _text(request: Request, zh: str, en: str) -> str:
-    return en if lang_of(request) == "en" else zh
+def _text(request: Request, msgid: str, **params: Any) -> str:
+    return text(request, msgid, **params)
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -223,8 +223,7 @@ async def login_submit(request: Request) -> Response:
         seconds = max(1, int(wait + 0.999))
         log.warning("login throttled: user=%s ip=%s wait=%ss", who, client_ip, seconds)
         response = _login_form(request, status=429, username=username, next_=next_, error=_text(
-            request, f"登录失败次数过多，请在 {seconds} 秒后重试。",
-            f"Too many failed logins: try again in {seconds} s."))
+            request, 'Too many failed logins: try again in {seconds} s.', seconds=seconds))
         response.headers["Retry-After"] = str(seconds)
         return response
 
@@ -232,8 +231,7 @@ async def login_submit(request: Request) -> Response:
     if record is not None and scheme.name == "ecosystem" and record.locked_by_platform(now):
         log.info("login refused: user=%s ip=%s reason=locked by the platform", who, client_ip)
         return _login_form(request, status=429, username=username, next_=next_, error=_text(
-            request, "该账号因多次登录失败已被平台锁定，请 5 分钟后再试。",
-            "This account is locked by the platform after failed logins: try again in 5 minutes."))
+            request, 'This account is locked by the platform after failed logins: try again in 5 minutes.'))
     # ~50 ms of argon2: off the event loop, so other requests of this worker keep flowing
     password_ok = await asyncio.to_thread(scheme.verify, password, record.password_hash if record else None)
     if record is None or not password_ok or not record.active:
@@ -242,7 +240,7 @@ async def login_submit(request: Request) -> Response:
         if record is not None and scheme.name != "ecosystem":  # a shared database's counter is theirs
             await rbac.record_login(ctx.rbac_db, record.user_id, False, now)
         return _login_form(request, status=400, username=username, next_=next_, error=_text(
-            request, "用户名或密码错误。", "Wrong username or password."))
+            request, 'Wrong username or password.'))
 
     await clear_keys(ctx.db, keys)
     await rbac.record_login(ctx.rbac_db, record.user_id, True, now)

@@ -14,6 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example  # noqa: F401 - re-exported for handlers' examples
 
 from app.core.db import is_unavailable
+from app.core.i18n import Msg
 from app.core.retry import Busy
 from app.ops.calm import log_failure
 from app.web.error_pages import error_page, wants_html
@@ -51,9 +52,9 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
                 fields[str(item.get("key") or "body")] = str(item.get("message", "invalid"))
     message = str(exc.detail)
     if isinstance(exc, NotFoundException) and message == "Not Found":
-        message = "no such page or record"
+        message = Msg("no such page or record")
     elif isinstance(exc, MethodNotAllowedException):
-        message = f"{request.method} is not allowed here"
+        message = Msg("{method} is not allowed here", method=request.method)
     return error_reply(request, exc.status_code, message, fields, headers=getattr(exc, "headers", None))
 
 
@@ -61,14 +62,14 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
     """Anything else: 400/503 for what we know (and nothing was written), else a logged 500 that
     shows its request id, never the exception."""
     if isinstance(exc, RecursionError):  # a body nested thousands deep: the decoder gave up
-        return error_reply(request, 400, "the request body is nested too deeply", code="bad_request")
+        return error_reply(request, 400, Msg("the request body is nested too deeply"), code="bad_request")
     if isinstance(exc, Busy):  # retries ran out on a conflict: nothing was written
         return error_reply(request, 503, str(exc), headers={"Retry-After": str(exc.retry_after)}, code="busy")
     log_failure(ERROR_LOG, exc, "unhandled error on %s %s", request.method, request.url.path)
     if is_unavailable(exc):
-        return error_reply(request, 503, "the database is unavailable; try again shortly",
+        return error_reply(request, 503, Msg("the database is unavailable; try again shortly"),
                            headers={"Retry-After": "5"}, code="unavailable")
-    return error_reply(request, 500, "internal error")
+    return error_reply(request, 500, Msg("internal error"))
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=True):

@@ -18,38 +18,37 @@ from litestar import Request
 from litestar.response import Redirect, Response
 
 from app.core.context import ctx_of
+from app.core.i18n import Msg, translations
 from app.web.ui import lang_of
 
 COOKIE = "notice"
 MAX_AGE = 60
 
-# kind → (zh, en); {placeholders} come from the action's params (a missing one reads as empty).
-MESSAGES: dict[str, tuple[str, str]] = {
-    "created": ("已新增{table}「{name}」。", "{table} “{name}” created."),
-    "updated": ("已保存{table}「{name}」。", "{table} “{name}” saved."),
-    "created.unnamed": ("已新增一条{table}记录。", "{table} row created."),
-    "updated.unnamed": ("已保存这条{table}记录。", "{table} row saved."),
-    "deleted": ("已删除 {n} 条{table}记录。", "Deleted {n} {table} row(s)."),
-    "retired": ("未删除：{table}「{name}」已改为「{status}」，历史记录保留。",
-                "Not deleted: {table} “{name}” set to “{status}”, its history kept."),
-    "moved": ("已将{table}「{name}」移到第 {position} 位。", "Moved {table} “{name}” to position {position}."),
-    "imported": ("导入完成：新增 {inserted}，更新 {updated}，未变 {unchanged}。",
-                 "Imported: {inserted} added, {updated} updated, {unchanged} unchanged."),
-    "action": ("已完成「{action}」：{name}。", "{action} done: {name}."),
-    "action.publish": ("已发布「{name}」的版本 {version_no}。", "Published version {version_no} of “{name}”."),
-    "action.rollback": ("已将「{name}」回滚到版本 {requested}（新版本 {version_no}）。",
-                        "Rolled “{name}” back to version {requested} (new version {version_no})."),
-    "action.generate_key": ("已为「{name}」生成 API 密钥。", "API key generated for “{name}”."),
-    "action.rotate_key": ("已轮换「{name}」的 API 密钥。", "API key of “{name}” rotated."),
-    "action.revoke_key": ("已吊销「{name}」的 API 密钥。", "API key of “{name}” revoked."),
+# kind → English msgid (Chinese in the catalogue); {placeholders} come from the action's params
+# (a missing one reads as empty).
+MESSAGES: dict[str, Msg] = {
+    "created": Msg("{table} “{name}” created."),
+    "updated": Msg("{table} “{name}” saved."),
+    "created.unnamed": Msg("{table} row created."),
+    "updated.unnamed": Msg("{table} row saved."),
+    "deleted": Msg("Deleted {n} {table} row(s)."),
+    "retired": Msg("Not deleted: {table} “{name}” set to “{status}”, its history kept."),
+    "moved": Msg("Moved {table} “{name}” to position {position}."),
+    "imported": Msg("Imported: {inserted} added, {updated} updated, {unchanged} unchanged."),
+    "action": Msg("{action} done: {name}."),
+    "action.publish": Msg("Published version {version_no} of “{name}”."),
+    "action.rollback": Msg("Rolled “{name}” back to version {requested} (new version {version_no})."),
+    "action.generate_key": Msg("API key generated for “{name}”."),
+    "action.rotate_key": Msg("API key of “{name}” rotated."),
+    "action.revoke_key": Msg("API key of “{name}” revoked."),
 }
 
 
 def text_of(kind: str, params: dict[str, Any], lang: str) -> str:
     """The message in the UI language; an unknown action falls back to the generic one."""
-    zh, en = MESSAGES.get(kind) or MESSAGES["action"]
+    msgid = (MESSAGES.get(kind) or MESSAGES["action"]).msgid
     values: defaultdict[str, str] = defaultdict(str, {k: "" if v is None else str(v) for k, v in params.items()})
-    return (en if lang == "en" else zh).format_map(values)
+    return (msgid if lang == "en" else translations(lang).gettext(msgid)).format_map(values)
 
 
 def _sign(secret: str, payload: bytes) -> str:

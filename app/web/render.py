@@ -9,9 +9,10 @@ from litestar.response import Template
 
 from app.core.context import ctx_of
 from app.web.permits import may
+from app.core.i18n import Msg, localize
 from app.web.ui import lang_of
 
-ADMIN_PAGES = (("/rbac/grants", "权限分配", "Grants"), ("/rbac/users", "用户与角色", "Users and roles"))
+ADMIN_PAGES = (("/rbac/grants", Msg("Grants")), ("/rbac/users", Msg("Users and roles")))
 
 
 def menu_for(request: Request) -> list[dict[str, Any]]:
@@ -29,10 +30,12 @@ def menu_for(request: Request) -> list[dict[str, Any]]:
         if items:
             menu.append({**mod, "tables": items})
     admin = [
-        {"href": href, "title": zh if lang == "zh" else en} for href, zh, en in ADMIN_PAGES if may(request, href)
+        {"href": href, "title": title.render(lang)} for href, title in ADMIN_PAGES if may(request, href)
     ]
     if admin:
-        menu.append({"name": "rbac", "title": "权限", "titles": {"en": "Access"}, "tables": admin})
+        access = Msg("Access")
+        menu.append({"name": "rbac", "title": access.render("zh"), "titles": {"en": access.render("en")},
+                     "tables": admin})
     return menu
 
 
@@ -44,5 +47,6 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.setdefault("lang", lang_of(request))
     from app.web.notices import with_notice
 
+    context = localize(context["lang"], context)  # the lower layers' messages in the page's language
     page = Template(template_name=template, context=context, status_code=status_code)
     return with_notice(request, page, context)

@@ -1,4 +1,8 @@
-"""UI language and the small helpers every template uses."""
+"""UI language and the small helpers every template uses.
+
+Templates write UI text as `{{ _('Save') }}` (English msgid; `{name}` placeholders as keyword
+arguments), `ngettext` and `pgettext` alike; the Chinese comes from the gettext catalogue
+(docs/i18n.md). The result is plain text, escaped like any other value."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,31 +10,71 @@ from typing import Any
 from jinja2 import pass_context
 from litestar import Request
 
+from app.core import i18n
 from app.core.context import ctx_of
+from app.core.i18n import LANGS
 from app.web import formatting
 
-LANGS = ("zh", "en")
 LANG_COOKIE = "lang"
+# The lookup picker's texts: the generated forms (build/forms/, from templates/form_fields.j2,
+# whose build-time delimiters the extractor cannot read) take them from here.
+PICKER_TEXT = {"more": i18n.Msg("More results"), "none": i18n.Msg("No matches"),
+               "denied": i18n.Msg("Searching is not granted; type an id"),
+               "placeholder": i18n.Msg("Type a code, name or id")}
+__all__ = ["LANGS", "LANG_COOKIE", "lang_of", "text", "localized"]
 
 
 def lang_of(request: Request) -> str:
     """Chinese by default; the English switch is remembered in a cookie."""
-    value = request.cookies.get(LANG_COOKIE, "zh")
-    return value if value in LANGS else "zh"
+    value = request.cookies.get(LANG_COOKIE, i18n.DEFAULT_LANG)
+    return value if value in LANGS else i18n.DEFAULT_LANG
+
+
+def text(request: Request, msgid: str, **params: Any) -> str:
+    """`msgid` from the catalogue in the request's language (what `_()` is to templates)."""
+    return i18n.gettext(lang_of(request), msgid, **params)
+
+
+def localized(request: Request, value: Any) -> Any:
+    """`value` with the lower layers' `Msg`s in it rendered in the request's language."""
+    return i18n.localize(lang_of(request), value)
+
+
+def _context_lang(context: Any) -> str:
+    request = context.get("request")
+    return lang_of(request) if request is not None else i18n.DEFAULT_LANG
 
 
 @pass_context
-def tr(context: Any, zh: str, en: str) -> str:
-    """`{{ tr('保存', 'Save') }}`: UI text that is not from a spec, in both languages."""
-    request = context.get("request")
-    return en if request is not None and lang_of(request) == "en" else zh
+def gettext_of(context: Any, msgid: str, **params: Any) -> str:
+    return i18n.gettext(_context_lang(context), msgid, **params)
+
+
+@pass_context
+def ngettext_of(context: Any, singular: str, plural: str, n: int, **params: Any) -> str:
+    return i18n.ngettext(_context_lang(context), singular, plural, n, **params)
+
+
+@pass_context
+def pgettext_of(context: Any, msgctxt: str, msgid: str, **params: Any) -> str:
+    return i18n.pgettext(_context_lang(context), msgctxt, msgid, **params)
+
+
+@pass_context
+def ui_lang(context: Any) -> str:
+    return _context_lang(context)
+
+
+@pass_context
+def picker_text(context: Any, key: str) -> str:
+    return PICKER_TEXT[key].render(_context_lang(context))
 
 
 @pass_context
 def label(context: Any, obj: Any) -> str:
     """The title of a field, choice, table or module (spec `title` / `titles`) in the UI language."""
     request = context.get("request")
-    lang = lang_of(request) if request is not None else "zh"
+    lang = lang_of(request) if request is not None else i18n.DEFAULT_LANG
     if isinstance(obj, dict):
         return (obj.get("titles") or {}).get(lang) if lang != "zh" and (obj.get("titles") or {}).get(lang) \
             else obj.get("title", "")
@@ -44,7 +88,7 @@ def zone_of(request: Request) -> str:
 
 def _lang_zone(context: Any) -> tuple[str, str]:
     request = context.get("request")
-    return (lang_of(request), zone_of(request)) if request is not None else ("zh", "UTC")
+    return (lang_of(request), zone_of(request)) if request is not None else (i18n.DEFAULT_LANG, "UTC")
 
 
 @pass_context
@@ -80,5 +124,6 @@ def when_filter(context: Any, value: Any) -> str:
 def register_globals(env: Any) -> None:
     from app.web.permits import can
 
-    env.globals.update(tr=tr, label=label, can=can, zone_note=zone_note_of)
+    env.globals.update(_=gettext_of, gettext=gettext_of, ngettext=ngettext_of, pgettext=pgettext_of,
+                       ui_lang=ui_lang, picker_text=picker_text, label=label, can=can, zone_note=zone_note_of)
     env.filters.update(money=money_filter, unit_price=unit_price_filter, when=when_filter)

@@ -15,6 +15,7 @@ from app.core.catalog import TableView
 from app.core.clock import utcnow
 from app.core.context import ctx_of
 from app.crud.rows import jsonable
+from app.web.ui import localized
 from app.web.views.common import actor_of, can
 from modules.pipeline_core import publish as svc
 
@@ -84,7 +85,8 @@ async def versions_block(request: Request, tv: TableView, row: dict[str, Any]) -
     token = ScopeState.from_scope(request.scope).csrf_token
     html = request.app.template_engine.get_template("pipeline_versions_block.html").render(
         request=request, versions=versions, total=total, pending=pending,
-        pending_changed=bool(pending and any(pending.values())), problems=problems, base=base,
+        pending_changed=bool(pending and any(pending.values())), problems=localized(request, problems),
+        base=base,
         list_url=f"{vtv.base}?pipeline_id={row['id']}", steps_tv=stv, pipelines_tv=ptv, versions_tv=vtv,
         short=_short, csrf_token=token if isinstance(token, str) else "",
         can_publish=can(request, f"{base}/publish"), can_rollback=can(request, f"{base}/rollback"))

@@ -29,6 +29,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg, joined
 from app.core.catalog import TableView
 from app.core.clock import utcnow
 from app.core.context import AppContext
@@ -76,10 +77,10 @@ def _seq_problems(steps: list[dict]) -> dict[str, str]:
     if seqs == list(range(1, len(seqs) + 1)):
         return {}
     missing = sorted(set(range(1, (max(seqs) if seqs else 0) + 1)) - set(seqs))
-    why = "must start at 1" if not seqs or seqs[0] != 1 else "has gaps"
-    detail = f"; missing {', '.join(map(str, missing))}" if missing else ""
-    return {"seq": f"step numbers (seq) {why}: they must run 1, 2, 3… without gaps, parallel steps "
-                   f"sharing a number; found {', '.join(map(str, seqs))}{detail}"}
+    why = Msg("must start at 1") if not seqs or seqs[0] != 1 else Msg("has gaps")
+    detail = Msg("; missing {numbers}", numbers=", ".join(map(str, missing))) if missing else ""
+    return {"seq": Msg("step numbers (seq) {why}: they must run 1, 2, 3… without gaps, parallel steps sharing a "
+                       "number; found {found}{detail}", why=why, found=", ".join(map(str, seqs)), detail=detail)}
 
 
 def _parallel_problems(steps: list[dict]) -> dict[str, str]:
@@ -91,11 +92,11 @@ def _parallel_problems(steps: list[dict]) -> dict[str, str]:
         groups = {s.get("parallel_group") for s in group}
         if len(group) > 1 and (len(groups) != 1 or None in groups):
             names = ", ".join(f'"{s["name"]}"' for s in sorted(group, key=step_order))
-            found = ", ".join(sorted(f'"{g}"' for g in groups if g is not None)
-                              + (["none (serial)"] if None in groups else []))
-            problems[f"parallel_group.{seq}"] = (
-                f"steps {names} share seq {seq}, so they run in parallel and must all have the same "
-                f"parallel group (a serial step must be alone at its seq); found groups: {found}")
+            found = joined(", ", [*sorted(f'"{g}"' for g in groups if g is not None),
+                                  *([Msg("none (serial)")] if None in groups else [])])
+            problems[f"parallel_group.{seq}"] = Msg(
+                "steps {names} share seq {seq}, so they run in parallel and must all have the same parallel group "
+                "(a serial step must be alone at its seq); found groups: {found}", names=names, seq=seq, found=found)
     return problems
 
 
@@ -108,8 +109,9 @@ def _config_problems(steps: list[dict]) -> dict[str, str]:
         try:
             json.loads(text)
         except ValueError as exc:
-            problems[f"config.{s['name']}"] = (f'step "{s["name"]}": config is not valid JSON '
-                                               f"({exc.msg}, line {getattr(exc, 'lineno', '?')})")
+            problems[f"config.{s['name']}"] = (Msg('step "{step}": config is not valid JSON ({msg}, line {line})',
+                                                   step=s["name"],
+                                                   msg=exc.msg, line=getattr(exc, 'lineno', '?')))
     return problems
 
 
@@ -123,9 +125,9 @@ def _pricing_problems(steps: list[dict], prices: list[dict], now: datetime) -> d
         model = s.get("model")
         if model and pick_price(prices, step_id=s["id"], model=model, at=now) is None:
             problems[f"pricing.{s['name']}"] = (
-                f'step "{s["name"]}" (model "{model}") has no active price now: add an active '
-                f'pipeline_pricing row effective now for step "{s["name"]}" (model "{model}" or any model) '
-                f"or for the whole pipeline (step and model empty)")
+                Msg('step "{step}" (model "{model}") has no active price now: add an active pipeline_pricing row '
+                    'effective now for step "{step}" (model "{model}" or any model) or for the whole pipeline '
+                    '(step and model empty)', step=s["name"], model=model))
     return problems
 
 
@@ -133,10 +135,10 @@ def problems_of(pipeline: dict, steps: list[dict], prices: list[dict], now: date
     """Every reason `pipeline` with `steps` may not be published, keyed by a stable problem key."""
     problems: dict[str, str] = {}
     if pipeline.get("status") not in PUBLISHABLE:
-        problems["status"] = (f"the pipeline is {pipeline.get('status')}; only active or draft pipelines "
-                              "can be published")
+        problems["status"] = Msg("the pipeline is {status}; only active or draft pipelines can be published",
+                                 status=pipeline.get("status"))
     if not steps:
-        problems["steps"] = "the pipeline has no steps; add at least one"
+        problems["steps"] = Msg('the pipeline has no steps; add at least one')
     return (problems | _seq_problems(steps) | _parallel_problems(steps) | _config_problems(steps)
             | _pricing_problems(steps, prices, now))
 
@@ -153,8 +155,9 @@ async def active_prices(ctx: AppContext, conn: AsyncConnection, pipeline_id: str
 def _refuse(problems: dict[str, str]) -> CrudError:
     n = len(problems)
     # The message names the problems; their text is in `errors` (the HTML flash prints both).
-    return CrudError(422, f"cannot publish: {n} problem{'s' if n > 1 else ''} ({', '.join(problems)})",
-                     problems)
+    listed = ", ".join(problems)
+    return CrudError(422, Msg("cannot publish: 1 problem ({problems})", problems=listed) if n == 1 else
+                     Msg("cannot publish: {n} problems ({problems})", n=n, problems=listed), problems)
 
 
 # ---- the transaction ----------------------------------------------------------------------
@@ -166,7 +169,7 @@ async def _locked_pipeline(ctx: AppContext, conn: AsyncConnection, pipeline_id: 
         await conn.execute(update(p).where(p.c.id == pipeline_id).values(id=p.c.id))
     row = (await conn.execute(select(p).where(p.c.id == pipeline_id).with_for_update())).first()
     if row is None:
-        raise CrudError(404, "no such pipeline")
+        raise CrudError(404, Msg('no such pipeline'))
     return dict(row._mapping)
 
 
@@ -207,7 +210,7 @@ async def _write_version(ctx: AppContext, conn: AsyncConnection, pipeline: dict,
 async def _with_retry(ctx: AppContext, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run `work` in one transaction; a version-number clash (a racing publish) retries once."""
     def lost() -> CrudError:
-        return CrudError(409, "another change to this pipeline got there first; try again")
+        return CrudError(409, Msg('another change to this pipeline got there first; try again'))
 
     async def attempt() -> T:
         try:
@@ -233,10 +236,10 @@ def clean_note(note: Any) -> str | None:
     if note is None:
         return None
     if not isinstance(note, str):
-        raise CrudError(422, "invalid input", {"note": "must be text"})
+        raise CrudError(422, Msg('invalid input'), {"note": Msg('must be text')})
     note = note.strip()
     if len(note) > NOTE_MAX:
-        raise CrudError(422, "invalid input", {"note": f"at most {NOTE_MAX} characters"})
+        raise CrudError(422, Msg('invalid input'), {"note": Msg('at most {note_max} characters', note_max=NOTE_MAX)})
     return note or None
 
 
@@ -266,8 +269,8 @@ def parse_version_no(raw: Any) -> int:
             raise ValueError
         return number
     except ValueError:
-        raise CrudError(422, "choose the version to roll back to",
-                        {"version_no": "must be a version number (1, 2, …)"}) from None
+        raise CrudError(422, Msg('choose the version to roll back to'),
+                        {"version_no": Msg('must be a version number (1, 2, …)')}) from None
 
 
 def _from_json(tv: TableView, name: str, value: Any) -> Any:
@@ -336,8 +339,8 @@ async def rollback(ctx: AppContext, pipeline_id: str, version_no: Any, actor: Ac
         old = (await conn.execute(select(v.c.snapshot).where(v.c.pipeline_id == pipeline_id,
                                                              v.c.version_no == number))).first()
         if old is None:
-            raise CrudError(404, f"this pipeline has no version {number}",
-                            {"version_no": f"no version {number}"})
+            raise CrudError(404, Msg('this pipeline has no version {number}', number=number),
+                            {"version_no": Msg('no version {number}', number=number)})
         steps = json.loads(old.snapshot)["steps"]
         now = utcnow()
         problems = problems_of(pipeline, steps, await active_prices(ctx, conn, pipeline_id, now), now)

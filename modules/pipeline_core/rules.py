@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.core.i18n import Msg
 from app.core.catalog import TableView
 
 
@@ -21,14 +22,14 @@ async def step_rule(conn: Any, tv: TableView, row: dict[str, Any], row_id: str |
     t = tv.table
     owner = (await conn.execute(select(t.c.pipeline_id).where(t.c.id == row_id))).scalar_one_or_none()
     if owner is not None and owner != row.get("pipeline_id"):
-        return {"pipeline_id": "a step cannot move to another pipeline; add a new step there instead"}
+        return {"pipeline_id": Msg('a step cannot move to another pipeline; add a new step there instead')}
     return {}
 
 
 async def version_rule(conn: Any, tv: TableView, row: dict[str, Any], row_id: str | None) -> dict[str, str]:
     """Versions are written only by publish and roll back (modules/pipeline_core/publish.py),
     never through the generic create/update/import paths."""
-    return {"version_no": "versions are created by publishing a pipeline and are never edited"}
+    return {"version_no": Msg('versions are created by publishing a pipeline and are never edited')}
 
 
 async def published_rule(conn: Any, tv: TableView, row: dict[str, Any]) -> list[str]:
@@ -38,7 +39,7 @@ async def published_rule(conn: Any, tv: TableView, row: dict[str, Any]) -> list[
 
     vt = tv.table.metadata.tables["pipeline_versions"]
     n = (await conn.execute(select(func.count()).select_from(vt).where(vt.c.pipeline_id == row["id"]))).scalar_one()
-    return [f"it has {n} published versions; archive it instead"] if n else []
+    return [Msg("it has {n} published versions; archive it instead", n=n)] if n else []
 
 
 RULES = {"pipeline_steps": step_rule, "pipeline_versions": version_rule}

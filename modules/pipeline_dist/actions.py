@@ -17,11 +17,16 @@ from sqlalchemy import select
 from app.core.catalog import TableView
 from app.core.clock import utcnow
 from app.core.context import ctx_of
+from app.core.i18n import Msg, gettext
 from app.crud.rows import CrudError, public
 from app.web.ui import lang_of
 from modules.pipeline_dist.key_page import keys_block, try_it
 from modules.pipeline_dist.keys import issue_key, revoke_key
-from modules.pipeline_ops.pricing import bilingual, choice_label, describe, resolve_prices, table_html
+from modules.pipeline_ops.pricing import choice_label, describe, resolve_prices, table_html
+
+# UI text of this module's blocks (Chinese in the catalogue, docs/i18n.md)
+T_EFFECTIVE_PRICES = Msg('Effective prices')
+T_NO_PIPELINE_ENABLED = Msg('No pipeline enabled')
 
 
 def _is_api(request: Request) -> bool:
@@ -32,19 +37,18 @@ def _only(data: dict[str, Any], allowed: set[str]) -> None:
     """Unknown body fields are a 422, as everywhere in the API (a misspelt grace_hours must not pass)."""
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise CrudError(422, "invalid input", {k: "unknown field" for k in unknown})
+        raise CrudError(422, Msg('invalid input'), {k: Msg('unknown field') for k in unknown})
 
 
 def _answer(request: Request, key: str, row: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     if _is_api(request):
         return {"api_key": key, "prefix": row["api_key_prefix"], **extra}
     lang = lang_of(request)
-    message = bilingual(lang, "新密钥只显示这一次，请立即复制并安全交给分销商；离开本页后无法再次查看。",
-                        "This is the only time the new key is shown: copy it now and hand it over safely. "
-                        "It cannot be displayed again.")
+    message = gettext(
+        lang, "This is the only time the new key is shown: copy it now and hand it over safely. "
+              "It cannot be displayed again.")
     return {"_secret": {"message": message, "value": key, "example": try_it(request, key),
-                        "example_title": bilingual(lang, "试一下（列出该分销商的产线和价格）：",
-                                                   "Try it (lists this distributor's pipelines and prices):")}}
+                        "example_title": gettext(lang, "Try it (lists this distributor's pipelines and prices):")}}
 
 
 async def generate_key(request: Request, tv: TableView, row_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -86,23 +90,23 @@ async def distributor_prices(request: Request, tv: TableView, row: dict[str, Any
             .order_by(pt.c.name).limit(500))).all()
         prices = await resolve_prices(conn, ctx.catalog, distributor_id=row["id"],
                                       pipeline_ids=[link.pipeline_id for link in links], at=now)
-    head = f"<section class='extra dist-prices'><h2>{bilingual(lang, '当前价格', 'Effective prices')}</h2>"
+    head = f"<section class='extra dist-prices'><h2>{T_EFFECTIVE_PRICES.render(lang)}</h2>"
     if not links:
-        return [head + f"<p class='empty'>{bilingual(lang, '尚未授权任何产线', 'No pipeline enabled')}</p></section>"]
+        return [head + f"<p class='empty'>{T_NO_PIPELINE_ENABLED.render(lang)}</p></section>"]
     base = ctx.catalog.tables["pipelines"].base
-    sources = {"distributor": bilingual(lang, "专属价", "Own price")}
+    sources = {"distributor": gettext(lang, 'Own price')}
     body = []
     for link in links:
         price = prices.get(link.pipeline_id)
         cells = [f"<a href='{base}/{escape(link.pipeline_id)}'>{escape(link.name)}</a>"]
         if price is None:
-            cells += [bilingual(lang, "当前无价格", "no price now"), ""]
+            cells += [gettext(lang, 'no price now'), ""]
         else:
             cells += [describe(price, choice_label(ptv, "billing_unit", price.billing_unit, lang), lang),
-                      sources.get(price.source, bilingual(lang, "目录价", "List price"))]
+                      sources.get(price.source, gettext(lang, 'List price'))]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    cols = [bilingual(lang, "产线", "Pipeline"), bilingual(lang, "价格", "Price"),
-            bilingual(lang, "来源", "Source")]
+    cols = [gettext(lang, 'Pipeline'), gettext(lang, 'Price'),
+            gettext(lang, 'Source')]
     return [head + table_html(cols, body) + "</section>"]
 
 

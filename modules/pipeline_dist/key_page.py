@@ -15,10 +15,19 @@ from litestar import Request
 from litestar.utils.scope.state import ScopeState
 
 from app.core.context import ctx_of
+from app.core.i18n import Msg, gettext, pmsg
 from app.web.formatting import as_datetime, local_time, zone_note
 from app.web.ui import lang_of
 from modules.pipeline_dist.dist_docs import PREFIX
-from modules.pipeline_ops.pricing import bilingual
+
+# UI text of this module's blocks (Chinese in the catalogue, docs/i18n.md)
+T_NO_KEY_YET = Msg('No key yet')
+T_API_KEYS = Msg('API keys')
+T_ROTATE_THE_OLD_KEY_WORKS_FOR = Msg('Rotate: the old key works for')
+T_ROTATE_KEY = Msg('Rotate key')
+T_DISTRIBUTOR_API_DOCS = Msg('Distributor API docs')
+T_MONTHLY_STATEMENTS = Msg('Monthly statements')
+T_AT_ONCE_A_LEAK = Msg('at once (a leak)')
 
 GRACE_CHOICES = (0, 1, 24, 72, 168)  # hours the old key keeps working after a rotation
 
@@ -37,7 +46,7 @@ def _time(value: Any, tz_name: str) -> str:
 
 def _when(value: Any, ip: Any, lang: str, tz_name: str) -> str:
     if value is None:
-        return bilingual(lang, "从未使用", "never")
+        return gettext(lang, 'never')
     return _time(value, tz_name) + (f" · {escape(str(ip))}" if ip else "")
 
 
@@ -52,39 +61,38 @@ def _csrf_input(request: Request) -> str:
 def keys_block(request: Request, tv: Any, row: dict[str, Any]) -> str:
     """Both keys' state and use, the rotate form with its grace choice, the docs link."""
     lang, tz = lang_of(request), ctx_of(request).settings.business_timezone
-    t = lambda zh, en: bilingual(lang, zh, en)  # noqa: E731 - a local shorthand for this block's labels
     rows = []
     if row.get("api_key_prefix"):
-        rows.append((t("当前密钥", "Current key"), f"<code>{escape(row['api_key_prefix'])}…</code>",
+        rows.append((gettext(lang, 'Current key'), f"<code>{escape(row['api_key_prefix'])}…</code>",
                      _time(row.get("key_created_at"), tz),
-                     _time(row.get("key_expires_at"), tz) or t("不过期", "no expiry"),
+                     _time(row.get("key_expires_at"), tz) or gettext(lang, 'no expiry'),
                      _when(row.get("key_last_used_at"), row.get("key_last_used_ip"), lang, tz)))
     if row.get("prev_key_expires_at"):
-        rows.append((t("旧密钥（宽限期内）", "Previous key (in its grace)"), "", "",
+        rows.append((gettext(lang, 'Previous key (in its grace)'), "", "",
                      _time(row["prev_key_expires_at"], tz),
                      _when(row.get("prev_key_last_used_at"), row.get("prev_key_last_used_ip"), lang, tz)))
     note = zone_note(tz)
-    head = [t("密钥", "Key"), t("前缀", "Prefix"), t("生成", "Created") + note, t("到期", "Expires") + note,
-            t("最近使用", "Last used") + note]
-    table = ("<div class='table-wrap'><table class='list keys'><thead><tr>"
-             + "".join(f"<th scope='col'>{h}</th>" for h in head) + "</tr></thead><tbody>"
+    head = [gettext(lang, "Key"), gettext(lang, "Prefix"), pmsg("api key", "Created").render(lang) + note,
+            gettext(lang, "Expires") + note, gettext(lang, "Last used") + note]
+    table = ("<div class='table-wrap'><table class='list keys'><thead><tr>" + "".join(f"<th scope='col'>{h}</th>" for h in head)
+             + "</tr></thead><tbody>"
              + ("".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-                or f"<tr><td colspan='5' class='empty'>{t('尚无密钥', 'No key yet')}</td></tr>")
+                or f"<tr><td colspan='5' class='empty'>{T_NO_KEY_YET.render(lang)}</td></tr>")
              + "</tbody></table></div>")
-    parts = [f"<section class='extra dist-keys'><h2>{t('API 密钥', 'API keys')}</h2>", table]
+    parts = [f"<section class='extra dist-keys'><h2>{T_API_KEYS.render(lang)}</h2>", table]
     if row.get("api_key_prefix"):
         default = ctx_of(request).settings.key_grace_hours
         options = "".join(
             f"<option value='{h}'{' selected' if h == default else ''}>"
-            f"{t('立即失效（泄露时）', 'at once (a leak)') if h == 0 else str(h) + ' h'}</option>"
+            f"{T_AT_ONCE_A_LEAK.render(lang) if h == 0 else str(h) + ' h'}</option>"
             for h in sorted({*GRACE_CHOICES, default}))
         parts.append(
             f"<form method='post' action='{tv.base}/{escape(row['id'])}/rotate_key' class='rotate'>"
             f"{_csrf_input(request)}<label for='grace_hours'>"
-            f"{t('轮换密钥，旧密钥继续有效', 'Rotate: the old key works for')}</label> "
+            f"{T_ROTATE_THE_OLD_KEY_WORKS_FOR.render(lang)}</label> "
             f"<select id='grace_hours' name='grace_hours'>{options}</select> "
-            f"<button type='submit'>{t('轮换', 'Rotate key')}</button></form>")
-    parts.append(f"<p><a href='{PREFIX}/docs'>{t('分销商 API 文档（可直接发给分销商）', 'Distributor API docs')}"
+            f"<button type='submit'>{T_ROTATE_KEY.render(lang)}</button></form>")
+    parts.append(f"<p><a href='{PREFIX}/docs'>{T_DISTRIBUTOR_API_DOCS.render(lang)}"
                  f"</a> · <a href='/pipeline_dist/statements?distributor_id={escape(row['id'])}'>"
-                 f"{t('月结账单', 'Monthly statements')}</a></p></section>")
+                 f"{T_MONTHLY_STATEMENTS.render(lang)}</a></p></section>")
     return "".join(parts)

@@ -12,6 +12,7 @@ from litestar import Request
 from litestar.response import Redirect, Response, Template
 from sqlalchemy import func, select
 
+from app.core.i18n import Msg
 from app.core.clock import business_day, month_bounds, utcnow
 from app.core.context import ctx_of
 from app.crud.rows import CrudError
@@ -104,10 +105,10 @@ async def close_statement(request: Request) -> Redirect | Template:
     try:
         first = parse_month(month)
         if distributor_id not in await _distributors(ctx):
-            raise CrudError(404, "no such distributor")
+            raise CrudError(404, Msg('no such distributor'))
         await close_month(ctx, actor_of(request), distributor_id, first)
     except ValueError:
-        raise CrudError(400, "a month is YYYY-MM") from None
+        raise CrudError(400, Msg('a month is YYYY-MM')) from None
     return Redirect(path=f"{BASE}?{urlencode({'distributor_id': distributor_id, 'month': month, 'closed': 1})}",
                     status_code=303)
 

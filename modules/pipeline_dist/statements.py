@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.core.i18n import Msg
 from app.core.clock import business_day, month_bounds, utcnow
 from app.core.ids import new_id
 from app.crud.rows import Actor, CrudError
@@ -171,12 +172,12 @@ async def close_month(ctx: Any, actor: Actor, distributor_id: str, first: date) 
     and only once (409 after)."""
     tz_name, month, now = ctx.settings.business_timezone, f"{first:%Y-%m}", utcnow()
     if first >= business_day(tz_name, now).replace(day=1):
-        raise CrudError(409, "only a month that has ended can be closed")
+        raise CrudError(409, Msg('only a month that has ended can be closed'))
     tv = ctx.catalog.tables["dist_statements"]
 
     async def write(conn: Any) -> Statement:
         if await frozen(conn, ctx.catalog, distributor_id, month) is not None:
-            raise CrudError(409, f"{month} is already closed for this distributor")
+            raise CrudError(409, Msg('{month} is already closed for this distributor', month=month))
         result = Statement(distributor_id, month, tz_name, now, actor.username,
                            await recount(conn, ctx.catalog, distributor_id, first, tz_name),
                            await adjustments(conn, ctx.catalog, distributor_id, first, tz_name))
@@ -193,4 +194,4 @@ async def close_month(ctx: Any, actor: Actor, distributor_id: str, first: date) 
     try:
         return await write_transaction(ctx, write)
     except IntegrityError:  # a twin close won the unique (distributor, month) index
-        raise CrudError(409, f"{month} is already closed for this distributor") from None
+        raise CrudError(409, Msg('{month} is already closed for this distributor', month=month)) from None

@@ -29,7 +29,14 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg, gettext, pmsg
 from app.core.clock import business_day, day_bounds, month_bounds
+
+# UI text of this module's blocks (Chinese in the catalogue, docs/i18n.md)
+T_EFFECTIVE_PRICES = Msg('Effective prices')
+T_NO_PRICE_SET = Msg('No price set')
+T_USAGE = Msg('Usage')
+T_PERIODS_IN = Msg('Periods in ')
 
 SCALE = Decimal("0.000001")
 DEFAULT_CURRENCY = "CNY"
@@ -182,10 +189,6 @@ async def resolve_prices(conn: AsyncConnection, catalog: Any, *, distributor_id:
 
 # ---- record-page blocks ---------------------------------------------------------------------
 
-def bilingual(lang: str, zh: str, en: str) -> str:
-    return en if lang == "en" else zh
-
-
 def choice_label(tv: Any, field: str, value: Any, lang: str) -> str:
     for c in tv.fields[field].choices or ():
         if c.value == str(value):
@@ -216,7 +219,7 @@ def table_html(cols: list[str], rows: list[str]) -> str:
 def _when(value: datetime | None, lang: str, tz_name: str) -> str:
     from app.web.formatting import local_time
 
-    return escape(local_time(value, tz_name)) if value else bilingual(lang, "不限", "open")
+    return escape(local_time(value, tz_name)) if value else gettext(lang, 'open')
 
 
 async def prices_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
@@ -235,21 +238,21 @@ async def prices_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
             .order_by(st.c.seq, st.c.name, t.c.model, t.c.effective_from).limit(200))
     async with ctx.db.connect() as conn:
         rows = [r._mapping for r in await conn.execute(stmt)]
-    head = (f"<section class='extra ops-prices'><h2>{bilingual(lang, '当前价格', 'Effective prices')}</h2>")
+    head = (f"<section class='extra ops-prices'><h2>{T_EFFECTIVE_PRICES.render(lang)}</h2>")
     if not rows:
-        return head + f"<p class='empty'>{bilingual(lang, '尚未定价', 'No price set')}</p></section>"
-    cols = [bilingual(lang, "级别", "Level"), bilingual(lang, "步骤", "Step"), bilingual(lang, "模型", "Model"),
-            bilingual(lang, "价格", "Price"), bilingual(lang, "生效", "From") + f" ({escape(tz)})",
-            bilingual(lang, "失效", "To") + f" ({escape(tz)})",
-            bilingual(lang, "状态", "State")]
-    level_names = {"pipeline": bilingual(lang, "产线", "Pipeline"), "step": bilingual(lang, "步骤", "Step"),
-                   "step_model": bilingual(lang, "步骤+模型", "Step + model")}
+        return head + f"<p class='empty'>{T_NO_PRICE_SET.render(lang)}</p></section>"
+    cols = [gettext(lang, 'Level'), gettext(lang, 'Step'), gettext(lang, 'Model'),
+            gettext(lang, 'Price'), pmsg('price', 'From').render(lang) + f" ({escape(tz)})",
+            pmsg('price', 'To').render(lang) + f" ({escape(tz)})",
+            gettext(lang, 'State')]
+    level_names = {"pipeline": gettext(lang, 'Pipeline'), "step": gettext(lang, 'Step'),
+                   "step_model": gettext(lang, 'Step + model')}
     body = []
     for r in rows:
         level = "pipeline" if r["step_id"] is None else ("step" if r["model"] is None else "step_model")
         price = _price_of(r, level, r["currency"], r["billing_unit"])
-        state = bilingual(lang, "生效中", "current") if in_period(r, now) else \
-            bilingual(lang, "待生效", "scheduled")
+        state = gettext(lang, 'current') if in_period(r, now) else \
+            gettext(lang, 'scheduled')
         cells = [level_names[level], escape(r["step_name"] or ""), escape(r["model"] or ""),
                  describe(price, choice_label(ptv, "billing_unit", r["billing_unit"], lang), lang)
                  if price else "?", _when(r["effective_from"], lang, tz), _when(r["effective_to"], lang, tz), state]
@@ -294,18 +297,18 @@ async def usage_block(request: Any, tv: Any, row: Mapping[str, Any]) -> str:
             select(ct).where(ct.c.pipeline_id == row["id"], ct.c.status == "active"))).first()
     limits = {"day": cap.daily_quota if cap else None, "month": cap.monthly_quota if cap else None,
               "running": cap.max_concurrency if cap else None}
-    names = {"day": bilingual(lang, "今日", "Today"), "month": bilingual(lang, "本月", "This month"),
-             "running": bilingual(lang, "进行中", "Running now")}
-    cols = [bilingual(lang, "周期", "Period"), bilingual(lang, "已用", "Used"), bilingual(lang, "上限", "Limit"),
-            bilingual(lang, "剩余", "Remaining")]
+    names = {"day": gettext(lang, 'Today'), "month": gettext(lang, 'This month'),
+             "running": gettext(lang, 'Running now')}
+    cols = [gettext(lang, 'Period'), gettext(lang, 'Used'), gettext(lang, 'Limit'),
+            gettext(lang, 'Remaining')]
     body = []
     for key in ("day", "month", "running"):
         limit = limits[key]
         cells = [names[key], str(used[key]),
-                 bilingual(lang, "不限", "unlimited") if limit is None else str(limit),
+                 gettext(lang, 'unlimited') if limit is None else str(limit),
                  "" if limit is None else str(max(0, limit - used[key]))]
         over = " class='over'" if limit is not None and used[key] >= limit else ""
         body.append(f"<tr{over}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return (f"<section class='extra ops-usage'><h2>{bilingual(lang, '用量', 'Usage')}</h2>"
-            f"<p class='hint'>{bilingual(lang, '按时区 ', 'Periods in ')}"
+    return (f"<section class='extra ops-usage'><h2>{T_USAGE.render(lang)}</h2>"
+            f"<p class='hint'>{T_PERIODS_IN.render(lang)}"
             f"{escape(ctx.settings.business_timezone)}</p>" + table_html(cols, body) + "</section>")

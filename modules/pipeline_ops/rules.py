@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg
+
 
 def value(tv: Any, row: Mapping[str, Any], name: str) -> Any:
     """The field's value after the write: given, else the spec default (what the DB will store)."""
@@ -22,18 +24,18 @@ def mode_errors(tv: Any, row: Mapping[str, Any]) -> dict[str, str]:
     mode = value(tv, row, "price_mode")
     errors = {}
     if mode == "unit" and row.get("unit_price") is None:
-        errors["unit_price"] = "required for unit pricing"
+        errors["unit_price"] = Msg('required for unit pricing')
     if mode == "package":
         for name in ("package_units", "package_price"):
             if row.get(name) is None:
-                errors[name] = "required for package pricing"
+                errors[name] = Msg('required for package pricing')
     return errors
 
 
 def period_errors(row: Mapping[str, Any]) -> dict[str, str]:
     start, end = row.get("effective_from"), row.get("effective_to")
     if start is not None and end is not None and end <= start:
-        return {"effective_to": "must be after the effective-from time"}
+        return {"effective_to": Msg('must be after the effective-from time')}
     return {}
 
 
@@ -41,7 +43,7 @@ def quota_errors(row: Mapping[str, Any]) -> dict[str, str]:
     """A month holds at least one day: a monthly quota below the daily one is a typo."""
     daily, monthly = row.get("daily_quota"), row.get("monthly_quota")
     if daily is not None and monthly is not None and monthly < daily:
-        return {"monthly_quota": f"must be at least the daily quota ({daily})"}
+        return {"monthly_quota": Msg('must be at least the daily quota ({daily})', daily=daily)}
     return {}
 
 
@@ -70,9 +72,10 @@ async def _overlap_errors(conn: AsyncConnection, tv: Any, row: Mapping[str, Any]
     clash = (await conn.execute(stmt.order_by(t.c.effective_from).limit(1).with_for_update())).first()
     if clash is None:
         return {}
-    until = clash.effective_to.isoformat(sep=" ") if clash.effective_to else "open end"
-    return {"effective_from": f"overlaps the active price from {clash.effective_from.isoformat(sep=' ')} "
-                              f"to {until} for the same pipeline, step and model; end that one first"}
+    until = clash.effective_to.isoformat(sep=" ") if clash.effective_to else Msg("open end")
+    return {"effective_from": Msg("overlaps the active price from {start} to {until} for the same pipeline, "
+                                  "step and model; end that one first",
+                                  start=clash.effective_from.isoformat(sep=" "), until=until)}
 
 
 async def pricing_rule(conn: AsyncConnection, tv: Any, row: dict[str, Any],
@@ -80,12 +83,12 @@ async def pricing_rule(conn: AsyncConnection, tv: Any, row: dict[str, Any],
     errors = mode_errors(tv, row) | period_errors(row)
     if row.get("model") is not None and row.get("step_id") is None:
         # Keeps precedence a simple ladder (step+model > step > pipeline): a model runs in a step.
-        errors["model"] = "a model price needs a step"
+        errors["model"] = Msg('a model price needs a step')
     if row.get("step_id") is not None:
         st = tv.table.metadata.tables["pipeline_steps"]
         owner = (await conn.execute(select(st.c.pipeline_id).where(st.c.id == row["step_id"]))).scalar()
         if owner is not None and owner != row.get("pipeline_id"):
-            errors["step_id"] = "is not a step of this pipeline"
+            errors["step_id"] = Msg('is not a step of this pipeline')
     if not errors and value(tv, row, "status") == "active" and row.get("effective_from") is not None:
         errors |= await _overlap_errors(conn, tv, row, row_id)
     return errors

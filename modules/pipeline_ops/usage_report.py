@@ -23,6 +23,7 @@ from litestar import Request, Response
 from litestar.response import Template
 from sqlalchemy import and_, case, func, literal, select
 
+from app.core.i18n import Msg, gettext
 from app.core.clock import business_day, clamp_day, day_bounds, utcnow
 from app.crud.rows import jsonable
 from app.core.context import ctx_of
@@ -30,6 +31,9 @@ from app.web.formatting import local_time, money
 from app.web.render import render
 from app.web.ui import lang_of
 from modules.pipeline_ops.sheets import sheet, wanted_format
+
+# UI text of this module's blocks (Chinese in the catalogue, docs/i18n.md)
+T_NONE = Msg('none')
 
 MAX_DAYS = 62
 COUNTED = ("running", "succeeded", "failed", "expired")
@@ -125,10 +129,10 @@ async def chart_block(request: Request, field: str, value: str, days: int = 30) 
     totals = await daily_totals(request, field, value, days_back(ctx.settings.business_timezone, days))
     calls = sum(n for _, n, _ in totals)
     amount = sum((a for _, _, a in totals), Decimal(0))
-    title = "Calls per day, last 30 days" if lang == "en" else "近 30 天每日调用"
+    title = gettext(lang, "Calls per day, last 30 days")
     link = f"/pipeline_ops/usage_daily?{field}={escape(value)}"
-    more = "Daily report" if lang == "en" else "每日报表"
-    y_axis = "calls" if lang == "en" else "调用次数"
+    more = gettext(lang, "Daily report")
+    y_axis = gettext(lang, "calls")
     return (
         f'<section class="panel usage-chart"><h2>{title} <small>({calls}, {money(amount, None, lang)})'
         f"</small></h2>{svg_bars([(d.day.isoformat(), n) for d, n, _ in totals], y_axis)}"
@@ -154,9 +158,9 @@ async def refusals_block(request: Request, field: str, value: str, days: int) ->
     lang = lang_of(request)
     today = business_day(ctx_of(request).settings.business_timezone, utcnow())
     counts = await refusals_by_reason(request, field, value, today - timedelta(days=days - 1), today)
-    title = "Refused calls" if lang == "en" else "被拒绝的调用"
+    title = gettext(lang, "Refused calls")
     if not counts:
-        return f'<p class="refusals">{title}: {"none" if lang == "en" else "无"}</p>'
+        return f'<p class="refusals">{title}: {T_NONE.render(lang)}</p>'
     items = "".join(f"<li><code>{escape(reason)}</code> {n}</li>" for reason, n in counts)
     return f'<div class="refusals"><h3>{title} <small>({sum(n for _, n in counts)})</small></h3><ul>{items}</ul></div>'
 
@@ -306,7 +310,7 @@ async def usage_daily(request: Request) -> Template | Response:
     lang = lang_of(request)
     fmt = wanted_format(request.query_params)
     if fmt:
-        internal = "internal" if lang == "en" else "内部"
+        internal = gettext(lang, "internal")
         return sheet(fmt, f"usage-{first}-{last}", ["day", "distributor", "pipeline", "currency", "calls", "units",
                                                     "amount", "refused"],
                      [[r.day.isoformat(), r.distributor_name or internal, r.pipeline_name, r.currency, r.calls,

@@ -110,5 +110,5 @@ async def test_form_shows_the_error_next_to_the_field(admin, pipeline):
     await admin.client.get("/pipeline_core/pipelines/new")
     r = await admin.form("/pipeline_core/pipelines/new", {"code": "base", "name": "Dup", "status": "draft"})
     assert r.status_code == 422
-    assert 'id="f-code-error" role="alert">already exists' in r.text
+    assert 'id="f-code-error" role="alert">已存在' in r.text  # in the page's language (Chinese by default)
     assert await count(admin, "/api/pipeline_core/pipelines") == 1

@@ -57,6 +57,6 @@ async def test_monthly_below_daily_refused_in_form(op):
                                                                "monthly_quota": "10", "max_concurrency": "",
                                                                "status": "active"})
     assert r.status_code == 422
-    assert "must be at least the daily quota" in r.text
+    assert "不能小于每日限额（50）" in r.text
     r = await op.api("GET", "/api/pipeline_ops/pipeline_capacity")
     assert r.json()["total"] == 0

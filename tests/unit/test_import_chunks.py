@@ -47,8 +47,8 @@ async def test_a_file_of_many_chunks_gets_the_forms_answers(admin):
     r = await upload(admin, BASE, "many.csv", sheet.encode())
     got = counts(r.text)
     errors = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", r.text)
-    want = {("702", "代码", "already exists"), ("1102", "代码", "the same as row 12 of the file"),
-            ("1301", "名称", "already exists")} | ({("703", "名称", "already exists")} if case_clash else set())
+    want = {("702", "代码", "已存在"), ("1102", "代码", "与文件第 12 行重复"),
+            ("1301", "名称", "已存在")} | ({("703", "名称", "已存在")} if case_clash else set())
     assert set(errors) == want, errors
     assert got == {"insert": 1300 - len(want), "update": 0, "skip": 0, "error": len(want)}
 

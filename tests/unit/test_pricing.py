@@ -273,7 +273,7 @@ async def test_overlap_refused_through_api_and_form(admin):
     form = {k: v or "" for k, v in form_price("P1", "2025-06-01T00:00").items()}
     r = await admin.form("/pipeline_ops/pipeline_pricing/new", {**form, "billing_unit": "call", "currency": "CNY",
                                                                "status": "active"})
-    assert r.status_code == 422 and "overlaps" in r.text
+    assert r.status_code == 422 and "价格重叠" in r.text
     r = await admin.api("GET", api)
     assert r.json()["total"] == 1
 

@@ -81,7 +81,7 @@ async def test_html_buttons_publish_and_roll_back(admin, direct):
     # A refused publish shows the problems on the record page.
     bad = await make_pipeline(ctx, [], status="archived")
     r = await admin.form(f"{PAGE}/{bad}/publish", {})
-    assert r.status_code == 422 and "archived" in r.text and "no steps" in r.text
+    assert r.status_code == 422 and "产线状态为 archived" in r.text and "产线没有步骤" in r.text
     # The toolbar's bare rollback (no version chosen) explains itself.
     r = await admin.form(f"{PAGE}/{pid}/rollback", {})
-    assert r.status_code == 422 and "version" in r.text
+    assert r.status_code == 422 and "须为版本号" in r.text

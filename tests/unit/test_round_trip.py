@@ -153,7 +153,7 @@ async def test_edited_export_updates_rows_through_the_preview(admin):
     assert (listed["rt-1"]["name"], listed["rt-2"]["status"], listed["rt-3"]["name"]) == (
         "Renamed one", "disabled", "Brand new")
     again = await admin.form(f"{base}/import", {"token": token, "mode": "all"})
-    assert again.status_code == 400 and "upload it again" in again.text  # used once
+    assert again.status_code == 400 and "请重新上传" in again.text  # used once
 
     # an id the table does not have, a duplicate id, an ambiguous step name: errors, not guesses
     price = rows["pipeline_pricing"]["id"]
@@ -164,5 +164,5 @@ async def test_edited_export_updates_rows_through_the_preview(admin):
             ",,ocr,call,unit,1,CNY,2027-01-01 00:00:00\n"
     r = await upload(admin, "/pipeline_ops/pipeline_pricing", "p.csv", sheet.encode())
     assert counts(r.text)["error"] == 3 and counts(r.text)["skip"] == 1, r.text[-3000:]
-    assert "the id is also on row 2" in r.text and "no row has this id" in r.text
-    assert re.search(r"<td>5</td><td>步骤</td><td>2 rows of steps are called &#39;ocr&#39;", r.text), r.text[-3000:]
+    assert "该编号也出现在文件第 2 行" in r.text and "没有该编号的记录" in r.text
+    assert re.search(r"<td>5</td><td>步骤</td><td>有 2 条步骤记录都叫 &#39;ocr&#39;", r.text), r.text[-3000:]

@@ -32,12 +32,12 @@ async def test_pipeline_with_usage_is_kept_and_archived_instead(dist_admin):
     deps = dependents_on(page.text)
     assert deps == {"步骤": ("cascade", 1), "版本": ("cascade", 1), "定价": ("cascade", 1),
                     "分销商产线": ("cascade", 1), "使用记录": ("kept", 1)}, deps
-    assert "不能删除" in page.text and "published versions" in page.text
+    assert "不能删除" in page.text and "个发布版本" in page.text
     assert 'name="retire"' in page.text and "「归档」" in page.text
     assert 'class="danger">删除' not in page.text  # no delete button while something keeps it
 
     refused = await admin.form(f"{base}/{w.pipeline_id}/delete", {})
-    assert refused.status_code == 409 and "cannot be deleted" in refused.text
+    assert refused.status_code == 409 and "不能删除" in refused.text
     api = await admin.api("DELETE", f"/api/pipeline_core/pipelines/{w.pipeline_id}")
     assert api.status_code == 409, api.text
     reasons = api.json()["error"]["fields"][w.pipeline_id]

@@ -18,6 +18,7 @@ from litestar.response import Response
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg
 from app.auth import rbac
 from app.auth.principal import principal_of
 from app.core.context import ctx_of
@@ -135,7 +136,7 @@ async def toggle(request: Request, link: Link, back: str) -> Change:
     form = await request.form()
     role_id, other_id, op = field(form, "role_id", 64), field(form, link.field, 64), field(form, "op", 16)
     if op not in link.ops:
-        raise CrudError(400, f"op must be {link.ops[0]} or {link.ops[1]}")
+        raise CrudError(400, Msg('op must be {one} or {other}', one=link.ops[0], other=link.ops[1]))
     lt, end = rbac.table(link.table), rbac.table(link.end)
 
     async def write(conn: AsyncConnection) -> tuple[Any, str]:

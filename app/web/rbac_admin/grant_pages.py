@@ -15,6 +15,7 @@ from litestar.response import Redirect, Response
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg
 from app.auth import rbac
 from app.auth.grants import PERMISSION_OPT, app_path_methods
 from app.auth.principal import principal_of
@@ -104,8 +105,8 @@ async def change_grant(request: Request) -> Redirect:
     change = await toggle(request, GRANT, back)
     await record(request, change.op, "rolepermission", change.role_id, {"role": change.role, "path": change.other})
     role, path = change.role, change.other
-    text = (messages.say(request, f"已授权 {role}：{path}", f"Granted {path} to {role}") if change.op == "grant"
-            else messages.say(request, f"已撤销 {role}：{path}", f"Revoked {path} from {role}"))
+    text = (messages.say(request, 'Granted {path} to {role}', path=path, role=role) if change.op == "grant"
+            else messages.say(request, 'Revoked {path} from {role}', path=path, role=role))
     return messages.back(request, back, text)
 
 
@@ -120,7 +121,7 @@ async def add_role(request: Request) -> Redirect:
     form = await request.form()
     key = field(form, "key", 200)
     if not _valid_role_key(key):
-        raise CrudError(422, "invalid input", {"key": "a role key is orgtype.name (letters, digits, . _ -)"})
+        raise CrudError(422, Msg('invalid input'), {"key": Msg('a role key is orgtype.name (letters, digits, . _ -)')})
     orgtypeid, name = rbac.split_role_key(key)
     r = rbac.table("role")
 
@@ -133,10 +134,10 @@ async def add_role(request: Request) -> Redirect:
     exists = await in_transaction(ctx_of(request).rbac_db, write, path="rbac")
     if exists is not None:
         return messages.back(request, "/rbac/grants", messages.say(
-            request, f"角色 {key} 已存在。", f"Role {key} exists already."), "error")
+            request, 'Role {key} exists already.', key=key), "error")
     await record(request, "role_create", "role", key, {"role": key})
     return messages.back(request, "/rbac/grants?" + urlencode({"role": key}), messages.say(
-        request, f"已创建角色 {key}。", f"Role {key} created."))
+        request, 'Role {key} created.', key=key))
 
 
 @admin_post("/rbac/presets")
@@ -147,22 +148,21 @@ async def apply_preset(request: Request) -> Redirect:
     role_id, module, preset = field(form, "role_id", 64), field(form, "module", 64), field(form, "preset", 16)
     back = field(form, "back", 2000) or "/rbac/grants"
     if preset not in PRESETS or module not in _module_names(request):
-        raise CrudError(422, "invalid input", {"preset": f"one of {', '.join(PRESETS)}",
-                                               "module": "a module of the app"})
+        raise CrudError(422, Msg('invalid input'), {"preset": Msg('one of {presets}', presets=', '.join(PRESETS)),
+                                               "module": Msg('a module of the app')})
     async with ctx_of(request).rbac_db.connect() as conn:
         key = await role_key_of(conn, role_id)
     if key is None:
-        raise CrudError(404, "no such role")
+        raise CrudError(404, Msg('no such role'))
     paths = preset_paths(preset, module, served_paths(request))
     require(request, paths, back)
     changes = await rbac.register_paths(ctx_of(request).rbac_db, [], {key: paths}, dry_run=False)
     added = [c.removeprefix("grant ").rsplit(" to ", 1)[0] for c in changes if c.startswith("grant ")]
     await record(request, "preset", "rolepermission", role_id,
                  {"role": key, "preset": preset, "module": module, "added": added})
-    zh, en = PRESETS[preset]
-    return messages.back(request, back, messages.say(
-        request, f"已为 {key} 应用 {module} 的「{zh}」预设：新增 {len(added)} 项授权（共 {len(paths)} 项）。",
-        f"Preset {en} of {module} applied to {key}: {len(added)} new grants ({len(paths)} in the preset)."))
+    return messages.back(request, back, messages.say(request,
+        'Preset {preset} of {module} applied to {key}: {added} new grants ({paths} in the preset).',
+        preset=PRESETS[preset], module=module, key=key, added=len(added), paths=len(paths)))
 
 
 handlers = [grants_page, change_grant, add_role, apply_preset]

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 
 from app.auth import rbac
 from app.auth.grants import WRITE_METHODS, covers
+from app.core.i18n import Msg, pmsg
 
 KINDS = ("page", "action", "api", "wildcard", "other")
 KIND_TITLES = {
-    "page": ("页面", "Pages"),
-    "action": ("操作", "Actions"),
-    "api": ("JSON 接口", "JSON API"),
-    "wildcard": ("通配授权", "Wildcard grants"),
-    "other": ("本应用未提供", "Not served by this app"),
+    "page": pmsg("rbac", "Pages"),
+    "action": Msg("Actions"),
+    "api": Msg("JSON API"),
+    "wildcard": Msg("Wildcard grants"),
+    "other": Msg("Not served by this app"),
 }
 
 

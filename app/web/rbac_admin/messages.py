@@ -16,15 +16,15 @@ from litestar import Request
 from litestar.response import Redirect, Response
 
 from app.core.context import ctx_of
-from app.web.ui import lang_of
+from app.web.ui import text
 
 FLASH_COOKIE = "pa_flash"
 MAX_TEXT = 600
 
 
-def say(request: Request, zh: str, en: str) -> str:
-    """The text for this request's UI language (what `tr()` is to templates)."""
-    return en if lang_of(request) == "en" else zh
+def say(request: Request, msgid: str, **params: Any) -> str:
+    """`msgid` from the catalogue in this request's UI language (what `_()` is to templates)."""
+    return text(request, msgid, **params)
 
 
 def _signature(request: Request, body: str) -> str:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from app.core.i18n import Msg
 from app.web.rbac_admin.grid import kind_of, module_of
 
 PRESETS = {
-    "viewer": ("只读", "viewer"),
-    "operator": ("操作员", "operator"),
-    "admin": ("管理员", "admin"),
+    "viewer": Msg("viewer"),
+    "operator": Msg("operator"),
+    "admin": Msg("admin"),
 }
 KINDS_OF = {"viewer": ("page",), "operator": ("page", "action", "api")}
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg
 from app.auth import rbac
 from app.auth.grants import PERMISSION_OPT
 from app.auth.passwords import PasswordScheme
@@ -55,10 +56,11 @@ async def _user(conn, user_id: str) -> Row | None:
 
 def _password_problem(request: Request, password: str, again: str) -> str | None:
     if len(password) < MIN_PASSWORD or len(password) > MAX_PASSWORD:
-        return messages.say(request, f"密码长度须为 {MIN_PASSWORD}–{MAX_PASSWORD} 个字符。",
-                            f"A password has {MIN_PASSWORD}–{MAX_PASSWORD} characters.")
+        return messages.say(
+            request, 'A password has {min_password}–{max_password} characters.',
+            min_password=MIN_PASSWORD, max_password=MAX_PASSWORD)
     if password != again:
-        return messages.say(request, "两次输入的密码不一致。", "The two passwords differ.")
+        return messages.say(request, 'The two passwords differ.')
     return None
 
 
@@ -100,8 +102,8 @@ async def change_user_role(request: Request) -> Redirect:
     change = await toggle(request, MEMBERSHIP, back)
     await record(request, f"role_{change.op}", "userrole", change.other_id, {"user": change.other, "role": change.role})
     who, role = change.other, change.role
-    text = (messages.say(request, f"已将角色 {role} 授予 {who}", f"{who} now has role {role}") if change.op == "add"
-            else messages.say(request, f"已取消 {who} 的角色 {role}", f"Role {role} taken from {who}"))
+    text = (messages.say(request, '{who} now has role {role}', who=who, role=role) if change.op == "add"
+            else messages.say(request, 'Role {role} taken from {who}', role=role, who=who))
     return messages.back(request, back, text)
 
 
@@ -112,7 +114,7 @@ async def user_page(request: Request, id: FromPath[str]) -> Response:  # noqa: A
     async with ctx_of(request).rbac_db.connect() as conn:
         user = await _user(conn, user_id)
         if user is None:
-            raise CrudError(404, "no such user")
+            raise CrudError(404, Msg('no such user'))
         found_roles = await roles(conn)
         held = set((await conn.execute(select(ur.c.roleid).where(ur.c.userid == user_id))).scalars())
         orgs = await rbac.organizations(conn)
@@ -135,8 +137,7 @@ async def create_user(request: Request) -> Redirect:
     password, again = str(form.get("password") or ""), str(form.get("password2") or "")
     problem = _password_problem(request, password, again)
     if not username or any(ord(c) < 32 or c.isspace() for c in username):
-        problem = messages.say(request, "用户名不能为空，也不能含空白或控制字符。",
-                               "A username is not empty and has no spaces or control characters.")
+        problem = messages.say(request, 'A username is not empty and has no spaces or control characters.')
     if problem:
         return messages.back(request, _list_url(), problem, "error")
     hashed = await _hash(request, password)
@@ -146,13 +147,13 @@ async def create_user(request: Request) -> Redirect:
     async def write(conn: AsyncConnection) -> tuple[str | None, str]:
         key = await role_key_of(conn, role_id) if role_id else ""
         if key is None:
-            raise CrudError(404, "no such role")
+            raise CrudError(404, Msg('no such role'))
         if key:
             require(request, await role_paths(conn, key), _list_url())
         if orgid == settings.rbac_default_orgid:
             await rbac.ensure_org(conn, orgid, settings.rbac_default_orgname)
         elif not await rbac.has_org(conn, orgid):
-            raise CrudError(404, "no such organisation")
+            raise CrudError(404, Msg('no such organisation'))
         user_id = await rbac.create_user(conn, username, hashed, orgid)
         if user_id is not None and key:
             await rbac.link_role(conn, user_id, role_id)
@@ -161,18 +162,18 @@ async def create_user(request: Request) -> Redirect:
     user_id, key = await in_transaction(ctx_of(request).rbac_db, write, path="rbac")
     if user_id is None:
         return messages.back(request, _list_url(), messages.say(
-            request, f"用户名 {username} 已被使用。", f"The username {username} is taken."), "error")
+            request, 'The username {username} is taken.', username=username), "error")
     rbac.invalidate()
     await record(request, "user_create", "users", user_id, {"user": username, "org": orgid, "role": key or None})
     return messages.back(request, _list_url(username), messages.say(
-        request, f"已创建用户 {username}。", f"User {username} created."))
+        request, 'User {username} created.', username=username))
 
 
 async def _act_on(request: Request, conn, user_id: str) -> Row:
     """The target user, after checking the actor holds every path that user holds."""
     user = await _user(conn, user_id)
     if user is None:
-        raise CrudError(404, "no such user")
+        raise CrudError(404, Msg('no such user'))
     require(request, await rbac.user_paths(conn, user_id), _user_url(request, user_id))
     return user
 
@@ -196,8 +197,7 @@ async def reset_password(request: Request, id: FromPath[str]) -> Redirect:  # no
     ended = await end_user_sessions(ctx_of(request).db, user_id)
     await record(request, "password_reset", "users", user_id, {"user": user.username, "sessions_ended": ended})
     return messages.back(request, _user_url(request, user_id), messages.say(
-        request, f"已重置 {user.username} 的密码，并结束其 {ended} 个会话。",
-        f"Password of {user.username} reset; {ended} of their sessions ended."))
+        request, 'Password of {username} reset; {ended} of their sessions ended.', username=user.username, ended=ended))
 
 
 @admin_post("/rbac/users/{id:str}/status")
@@ -206,10 +206,10 @@ async def change_status(request: Request, id: FromPath[str]) -> Redirect:  # noq
     form = await request.form()
     wanted = field(form, "status", 16)
     if wanted not in ("active", "disabled"):
-        raise CrudError(400, "status must be active or disabled")
+        raise CrudError(400, Msg('status must be active or disabled'))
     if wanted == "disabled" and principal_of(request).user_id == user_id:
         return messages.back(request, _user_url(request, user_id), messages.say(
-            request, "不能停用自己的账号。", "You cannot disable your own account."), "error")
+            request, 'You cannot disable your own account.'), "error")
 
     async def write(conn: AsyncConnection) -> Row:
         user = await _act_on(request, conn, user_id)
@@ -221,9 +221,9 @@ async def change_status(request: Request, id: FromPath[str]) -> Redirect:  # noq
     ended = await end_user_sessions(ctx_of(request).db, user_id) if wanted == "disabled" else 0
     await record(request, "user_enable" if wanted == "active" else "user_disable", "users", user_id,
                  {"user": user.username, "sessions_ended": ended})
-    text = (messages.say(request, f"已启用 {user.username}。", f"{user.username} enabled.") if wanted == "active" else
-            messages.say(request, f"已停用 {user.username}，并结束其 {ended} 个会话。",
-                         f"{user.username} disabled; {ended} of their sessions ended."))
+    text = (messages.say(request, '{username} enabled.', username=user.username) if wanted == "active" else
+            messages.say(
+                request, '{username} disabled; {ended} of their sessions ended.', username=user.username, ended=ended))
     return messages.back(request, _user_url(request, user_id), text)
 
 
@@ -235,7 +235,7 @@ async def change_org(request: Request, id: FromPath[str]) -> Redirect:  # noqa: 
 
     async def write(conn: AsyncConnection) -> Row:
         if not await rbac.has_org(conn, orgid):
-            raise CrudError(404, "no such organisation")
+            raise CrudError(404, Msg('no such organisation'))
         user = await _act_on(request, conn, user_id)
         await rbac.set_org(conn, user_id, orgid)
         return user
@@ -243,7 +243,7 @@ async def change_org(request: Request, id: FromPath[str]) -> Redirect:  # noqa: 
     user = await in_transaction(ctx_of(request).rbac_db, write, path="rbac")
     await record(request, "org_set", "users", user_id, {"user": user.username, "org": orgid, "was": user.orgid})
     return messages.back(request, _user_url(request, user_id), messages.say(
-        request, f"已将 {user.username} 归入组织 {orgid}。", f"{user.username} now belongs to {orgid}."))
+        request, '{username} now belongs to {orgid}.', username=user.username, orgid=orgid))
 
 
 handlers = [users_page, change_user_role, create_user, user_page, reset_password, change_status, change_org]

@@ -15,7 +15,8 @@ from app.core.hooks import hook
 from app.crud.rows import CrudError
 from app.web.notices import notice_redirect, text_of
 from app.web.render import render
-from app.web.ui import lang_of
+from app.core.i18n import Msg, joined
+from app.web.ui import lang_of, localized
 from app.web.views.common import Route
 from app.web.views.record import record_context
 
@@ -53,6 +54,13 @@ def action_endpoint(route: Route) -> Callable[..., Awaitable[Any]]:
     return api
 
 
+def refusal(exc: CrudError) -> str:
+    """What a refused action says on the page: its reasons (the problem keys are for API clients)."""
+    if not exc.errors:
+        return exc.message
+    return Msg("Not done: {reasons}", reasons=joined("; ", exc.errors.values()))
+
+
 def action_page(route: Route) -> list[HTTPRouteHandler]:
     """The toolbar button: back to the record, with the error, or with a secret shown once."""
     tv, impl = route.table, action_of(route)
@@ -69,7 +77,7 @@ def action_page(route: Route) -> list[HTTPRouteHandler]:
                 "record.html",
                 status_code=exc.status,
                 **context,
-                flash=[{"kind": "error", "text": exc.message + "".join(f"; {k}: {v}" for k, v in exc.errors.items())}],
+                flash=[{"kind": "error", "text": localized(request, refusal(exc))}],
             )
         secret = result.pop("_secret", None) if isinstance(result, dict) else None
         context = await record_context(request, tv, id)

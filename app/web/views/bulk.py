@@ -12,6 +12,7 @@ from litestar.response import Redirect, Response, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.core.i18n import Msg
 from app.core.catalog import TableView
 from app.core.context import ctx_of
 from app.crud.rows import CrudError
@@ -40,15 +41,15 @@ def bulk_ops(tv: TableView) -> list[tuple[str, Any, Any]]:
 async def apply_bulk(request: Request, tv: TableView, ids: list[str], action: str, value: str) -> int:
     """`delete`, or `set:<field>` to `value`, on every id or on none."""
     if not ids:
-        raise CrudError(400, "select at least one row")
+        raise CrudError(400, Msg('select at least one row'))
     if len(ids) > MAX_SELECTED:
-        raise CrudError(400, f"at most {MAX_SELECTED} rows at once")
+        raise CrudError(400, Msg('at most {max_selected} rows at once', max_selected=MAX_SELECTED))
     actor = actor_of(request)
     if action == "delete":
         return await delete_rows(ctx_of(request), tv, ids, actor)
     name = action.removeprefix("set:")
     if not action.startswith("set:") or name not in bulk_fields(tv):
-        raise CrudError(400, "unknown bulk action", {"action": action})
+        raise CrudError(400, Msg('unknown bulk action'), {"action": action})
     async def work(conn: AsyncConnection) -> int:
         for row_id in ids:
             await change_row(ctx_of(request), conn, tv, row_id, {name: value}, actor, strict=False)
@@ -60,15 +61,15 @@ async def apply_bulk(request: Request, tv: TableView, ids: list[str], action: st
 async def selected_rows(request: Request, tv: TableView, ids: list[str]) -> list[dict[str, Any]]:
     """The selected rows in the order chosen; an empty, oversized or stale selection is an error."""
     if not ids:
-        raise CrudError(400, "select at least one row")
+        raise CrudError(400, Msg('select at least one row'))
     if len(ids) > MAX_SELECTED:
-        raise CrudError(400, f"at most {MAX_SELECTED} rows at once")
+        raise CrudError(400, Msg('at most {max_selected} rows at once', max_selected=MAX_SELECTED))
     async with ctx_of(request).db.connect() as conn:
         result = await conn.execute(select(tv.table).where(tv.table.c[tv.pk].in_(ids)))
         found = {str(row[tv.pk]): row for row in (dict(r._mapping) for r in result)}
     missing = [i for i in ids if i not in found]
     if missing:
-        raise CrudError(404, f"not found: {missing[0]}")
+        raise CrudError(404, Msg('not found: {row_id}', row_id=missing[0]))
     return [found[i] for i in dict.fromkeys(ids)]
 
 
@@ -105,7 +106,7 @@ def bulk_endpoint(route: Route) -> Callable[..., Awaitable[Any]]:
     async def bulk_api(request: Request, data: JSONBody[dict[str, Any]]) -> dict[str, int]:
         ids = data.get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise CrudError(422, "invalid input", {"ids": "must be a list of ids"})
+            raise CrudError(422, Msg('invalid input'), {"ids": Msg('must be a list of ids')})
         count = await apply_bulk(request, tv, ids, str(data.get("action", "")), str(data.get("value", "")))
         return {"count": count}
 

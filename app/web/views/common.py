@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request
 from litestar.response import Response
 
+from app.core.i18n import Msg
 from app.core.catalog import TableView
 from app.core.context import AppContext, ctx_of
 from app.crud.lookups import lookup_selected
@@ -55,7 +56,7 @@ def can(request: Request, path: str, method: str | None = None) -> bool:
 async def row_or_404(ctx: AppContext, tv: TableView, row_id: str) -> dict[str, Any]:
     row = await get_row(ctx, tv, row_id)
     if row is None:
-        raise CrudError(404, "not found")
+        raise CrudError(404, Msg('not found'))
     return row
 
 

@@ -9,6 +9,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
+from app.core.i18n import Msg
 from app.core.catalog import TableView
 from app.core.context import ctx_of
 from app.crud.dependents import DeletePlan, retire_choice
@@ -90,9 +91,9 @@ async def retire(request: Request, tv: TableView, row: dict[str, Any]) -> Redire
     row_id = str(row[tv.pk])
     choice = retire_choice(tv)
     if choice is None:
-        raise CrudError(400, "this table has no archived state")
+        raise CrudError(400, Msg('this table has no archived state'))
     if not can(request, f"{tv.base}/{row_id}/edit"):
-        raise CrudError(403, "you may not edit this row")
+        raise CrudError(403, Msg('you may not edit this row'))
     await update_row(ctx_of(request), tv, row_id, {choice[0]: choice[1]}, actor_of(request), strict=False)
     status = next((c.label(lang_of(request)) for c in tv.fields[choice[0]].choices if c.value == choice[1]), choice[1])
     return notice_redirect(request, f"{tv.base}/{row_id}", "retired", table=tv.title(lang_of(request)),

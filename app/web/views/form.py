@@ -14,7 +14,7 @@ from app.crud.rows import CrudError
 from app.crud.store import create_row, update_row
 from app.web.notices import notice_redirect
 from app.web.render import render
-from app.web.ui import lang_of, zone_of
+from app.web.ui import lang_of, text, zone_of
 from app.web.views.common import (
     Route,
     actor_of,
@@ -80,11 +80,8 @@ class RowForm:
         crumbs = await crumbs_of(request, tv, values, parent)
         if self.editing:
             crumbs.append({"href": f"{tv.base}/{row_id}", "text": heading_of(tv, {**values, tv.pk: row_id})})
-        heading = (
-            f"{'Edit' if lang == 'en' else '编辑'} {tv.title(lang)}"
-            if self.editing
-            else f"{'Add' if lang == 'en' else '新增'} {tv.title(lang)}"
-        )
+        heading = (text(request, "Edit {table}", table=tv.title(lang)) if self.editing
+                   else text(request, "Add {table}", table=tv.title(lang)))
         return render(
             request,
             f"{tv.name}.form.html",

@@ -24,6 +24,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.response import Response, Template
 from openpyxl import Workbook
 
+from app.core.i18n import Msg, localize
 from app.core.catalog import TableView
 from app.core.context import ctx_of
 from app.crud.imports import RowPlan, Tally, apply_import, map_columns, plan_chunks
@@ -57,7 +58,8 @@ class Report:
 
 
 def report_of(tv: TableView, tally: Tally, ignored: list[str], lang: str) -> Report:
-    errors = [{"row": line, "field": name, "column": tv.fields[name].label(lang) if name else "", "message": msg}
+    errors = [{"row": line, "field": name, "column": tv.fields[name].label(lang) if name else "",
+               "message": localize(lang, msg)}
               for line, name, msg in tally.errors]
     return Report(tally.rows, tally.counts, errors, tally.shown, ignored,
                   labels={n: f.label(lang) for n, f in tv.fields.items()})
@@ -91,11 +93,11 @@ def kept(request: Request, tv: TableView, token: str) -> tuple[str, bytes]:
 
     meta_path = kept_dir(request) / f"{token}.json"
     if not TOKEN.match(token) or not meta_path.exists():
-        raise CrudError(400, "the previewed file is gone; upload it again")
+        raise CrudError(400, Msg('the previewed file is gone; upload it again'))
     meta = json.loads(meta_path.read_text())
     if meta["table"] != tv.name or meta["user"] != principal_of(request).user_id \
             or time.time() - meta_path.stat().st_mtime > KEPT_SECONDS:
-        raise CrudError(400, "the previewed file is gone; upload it again")
+        raise CrudError(400, Msg('the previewed file is gone; upload it again'))
     return meta["filename"], meta_path.with_suffix(".bin").read_bytes()
 
 
@@ -159,10 +161,10 @@ async def uploaded(request: Request, tv: TableView, form: Any) -> tuple[str, byt
         return filename, content, token
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
-        raise CrudError(400, "choose a .xlsx or .csv file")
+        raise CrudError(400, Msg('choose a .xlsx or .csv file'))
     content = await file.read(MAX_BYTES + 1)
     if len(content) > MAX_BYTES:
-        raise CrudError(413, "the file is larger than 20 MB")
+        raise CrudError(413, Msg('the file is larger than 20 MB'))
     return file.filename, content, ""
 
 
