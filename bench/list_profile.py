@@ -3,10 +3,11 @@
     py3/bin/python bench/list_profile.py [--pipelines 10000] [--requests 300] [--top 30]
 
 Fills a fresh MariaDB database (`$PIPELINE_TEST_MARIADB`) with N pipelines, builds the real app
-(`create_app()`, its lifespan run by Litestar's test client), logs in, then calls the ASGI app
-directly (no HTTP client in the profile) for the pipelines' first list page and for the JSON
-list of the same page, and prints, per case, the mean time per request and the top entries by
-cumulative time. The database and the temp folder are dropped at the end.
+(`create_app()`, its lifespan run in this event loop), logs in, then calls the ASGI app directly
+(no HTTP client in the profile) for the pipelines' first list page, the JSON list of the same
+page and /healthz, and prints, per case, the mean time per request (without and with the
+profiler) and the top entries by cumulative time and by own time. The database and the temp
+folder are dropped at the end.
 """
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ from harness import scratch  # noqa: E402
 from list_pages import fill  # noqa: E402
 
 PASSWORD = "bench-Passw0rd!"
+SITE = str(Path(pstats.__file__).parent) + "/"  # shortened in the listing, as the project's root
 CASES = (("HTML first page", "/pipeline_core/pipelines", b"text/html"),
-         ("JSON list API", "/api/pipeline_core/pipelines", b"application/json"))
+         ("JSON list API", "/api/pipeline_core/pipelines", b"application/json"),
+         ("/healthz (the stack alone)", "/healthz", b"application/json"))
 
 
 def scope_of(path: str, accept: bytes, cookie: bytes) -> dict[str, Any]:
@@ -73,6 +76,10 @@ async def profile(env: dict[str, str], requests: int, top: int) -> None:
             scope = scope_of(path, accept, cookie)
             for _ in range(20):  # warm: pools, caches, compiled statements and templates
                 assert await call(app, scope) == 200
+            started = time.perf_counter()
+            for _ in range(requests):
+                await call(app, scope)
+            plain = (time.perf_counter() - started) / requests * 1000
             prof = cProfile.Profile()
             started = time.perf_counter()
             prof.enable()
@@ -80,10 +87,14 @@ async def profile(env: dict[str, str], requests: int, top: int) -> None:
                 await call(app, scope)
             prof.disable()
             per_request = (time.perf_counter() - started) / requests * 1000
-            out = io.StringIO()
-            pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
-            print(f"\n=== {name} ({path}): {per_request:.2f} ms per request (under cProfile), {requests} requests")
-            print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+            print(f"\n=== {name} ({path}), {requests} requests: {plain:.2f} ms per request, "
+                  f"{per_request:.2f} ms under cProfile")
+            for order, count in (("cumulative", top), ("tottime", top // 2)):
+                out = io.StringIO()
+                pstats.Stats(prof, stream=out).sort_stats(order).print_stats(count)
+                print(f"--- by {order}")
+                print("\n".join(line.replace(str(ROOT) + "/", "").replace(SITE, "")
+                                for line in out.getvalue().splitlines()[6:] if line.strip()))
 
 
 def main() -> None:
