@@ -97,13 +97,17 @@ def covers(held: str, wanted: str) -> bool:
 
 
 class GrantSet:
-    """A role set's grants compiled once: exact paths in a set, patterns in a list."""
+    """A role set's grants compiled once: exact paths in a set, patterns in a list, and the
+    answers already given (a page asks the same dozen paths for its menu and buttons on every
+    request: each pattern walk is done once per path, not once per request)."""
 
-    __slots__ = ("exact", "patterns")
+    __slots__ = ("answers", "exact", "patterns")
+    MAX_ANSWERS = 4096
 
     def __init__(self, grants: Iterable[str]):
         self.exact: set[tuple[str, ...]] = set()
         self.patterns: list[tuple[tuple[str, ...], bool]] = []
+        self.answers: dict[tuple[str, str | None], bool] = {}
         for grant in grants:
             compiled = _compile(grant)
             if compiled is None:
@@ -115,11 +119,15 @@ class GrantSet:
                 self.exact.add(segments)
 
     def allows(self, path: str, template: str | None = None) -> bool:
-        segments = _segments(path)
-        if segments in self.exact:
-            return True
-        tmpl = _template_segments(segments, template)
-        return any(_match(p, segments, tmpl) for p in self.patterns)
+        answer = self.answers.get((path, template))
+        if answer is None:
+            segments = _segments(path)
+            tmpl = _template_segments(segments, template)
+            answer = segments in self.exact or any(_match(p, segments, tmpl) for p in self.patterns)
+            if len(self.answers) >= self.MAX_ANSWERS:  # record paths carry ids: keep it bounded
+                self.answers.clear()
+            self.answers[(path, template)] = answer
+        return answer
 
     def covers(self, grant: str) -> bool:
         """Does this set hold everything `grant` opens (may its holder grant it to others)?"""

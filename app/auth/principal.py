@@ -63,10 +63,11 @@ def principal_of(request: Any) -> Principal:
 
 async def resolve_principal(ctx: AppContext, token: str | None) -> Principal:
     """Session token (or None) → principal. Without a token only the cached anonymous grants
-    are looked up; with one, a session row, then the cached user and grants."""
+    are looked up; with one, the cached session (`session_cache_seconds`), then the cached user
+    and grants (`rbac_cache_seconds`)."""
     ttl = ctx.settings.rbac_cache_seconds
     if token:
-        session = await lookup_session(ctx.db, token, utcnow())
+        session = await lookup_session(ctx.db, token, utcnow(), ctx.settings.session_cache_seconds)
         if session is not None:
             info = await rbac.user_info(ctx.rbac_db, session.user_id, ttl)
             if info is not None and info.active:

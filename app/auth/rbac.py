@@ -16,7 +16,6 @@ other workers follow within the cache time.
 """
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -31,7 +30,7 @@ from app.auth.grants import grant_set as grant_set
 from app.auth.grants import path_matches as path_matches
 from app.auth.grants import permission_path as permission_path
 from app.auth.passwords import DEFAULT, PasswordScheme
-from app.core.cache import TTLCache
+from app.core.cache import TTLCache, engine_key
 from app.core.catalog import current_catalog
 from app.core.ids import new_id
 from app.core.retry import in_transaction
@@ -92,17 +91,6 @@ class UserInfo:
     roles: frozenset[str]
 
 
-_engine_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _engine_key(engine: AsyncEngine) -> str:
-    """The engine's URL as the cache key, rendered once per engine (it is on every request's path)."""
-    key = _engine_keys.get(engine)
-    if key is None:
-        key = _engine_keys[engine] = str(engine.url)
-    return key
-
-
 async def user_info(engine: AsyncEngine, user_id: str, ttl: float) -> UserInfo | None:
     """A user's name, status and role keys: one query, cached."""
     async def load() -> UserInfo | None:
@@ -117,7 +105,7 @@ async def user_info(engine: AsyncEngine, user_id: str, ttl: float) -> UserInfo |
         roles = held_keys(role_key(row.orgtypeid, row.name, row.id) for row in rows if row.id)
         return UserInfo(rows[0].username, rows[0].user_status == ACTIVE_STATUS, roles)
 
-    return await _cache.get(("user", _engine_key(engine), user_id), load, ttl)
+    return await _cache.get(("user", engine_key(engine), user_id), load, ttl)
 
 
 async def paths_of_roles(conn: AsyncConnection, roles: frozenset[str]) -> tuple[str, ...]:
@@ -138,7 +126,7 @@ async def grants_for(engine: AsyncEngine, roles: frozenset[str], ttl: float) -> 
         async with engine.connect() as conn:
             return await paths_of_roles(conn, roles)
 
-    return await _cache.get(("grants", _engine_key(engine), roles), load, ttl)
+    return await _cache.get(("grants", engine_key(engine), roles), load, ttl)
 
 
 # ---------------------------------------------------------------- login support

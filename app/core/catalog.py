@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,9 @@ class TableView:
     view: dict[str, Any]
     table: Table
 
-    @property
+    @cached_property
     def fields(self) -> dict[str, Field]:
+        """The spec's fields by name, built once: a list page asks for them in every cell."""
         return self.spec.field_map
 
     @property

@@ -21,6 +21,12 @@ def set_source(source: Callable[[], datetime] | None) -> None:
     _source = source or (lambda: datetime.now(UTC))
 
 
+def seconds() -> float:
+    """The clock as POSIX seconds, full precision: how old a cached value is (`TTLCache`), so a
+    test that moves the clock ages the caches too instead of sleeping out their seconds."""
+    return _source().timestamp()
+
+
 def utcnow() -> datetime:
     """Naive UTC to the second, as the DATETIME columns store it."""
     return _source().astimezone(UTC).replace(tzinfo=None, microsecond=0)

@@ -25,6 +25,7 @@ ENV = {
     "rbac_password_key": "SAGE_RBAC_PASSWORD_KEY",
     "metrics_token": "PIPELINE_METRICS_TOKEN",
     "access_contact": "PIPELINE_ACCESS_CONTACT",
+    "session_cache_seconds": "PIPELINE_SESSION_CACHE_SECONDS",
 }
 
 
@@ -43,6 +44,7 @@ class Settings:
     session_hours: float = 12
     key_cache_seconds: float = 3
     rbac_cache_seconds: float = 3
+    session_cache_seconds: float = 3  # a session row is re-read this often per worker
     rbac_defaults: dict[str, list[str]] = field(default_factory=dict)
     rbac_password_scheme: str = "argon2"   # argon2 (our own RBAC database) or ecosystem (a shared one)
     rbac_password_key: str = "ytguiojbhvhbnkl"  # the platform's key of the ecosystem format
@@ -92,6 +94,7 @@ def load_settings(config: Path | None = None) -> Settings:
         session_hours=float(raw.get("session_hours", 12)),
         key_cache_seconds=float(raw.get("key_cache_seconds", 3)),
         rbac_cache_seconds=float(raw.get("rbac_cache_seconds", 3)),
+        session_cache_seconds=float(raw.get("session_cache_seconds", 3)),
         rbac_defaults={k: list(v) for k, v in (raw.get("rbac_defaults") or {}).items()},
         rbac_password_scheme=_choice(raw, "rbac_password_scheme", ("argon2", "ecosystem")),
         rbac_password_key=str(raw.get("rbac_password_key") or "ytguiojbhvhbnkl"),

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core import table_versions
@@ -70,6 +71,30 @@ def dialect_name(url: str) -> str:
     return {"mariadb": "mysql", "postgres": "postgresql"}.get(backend, backend)
 
 
+IDLE_PING_SECONDS = 1.0  # a pooled connection idle longer than this is pinged before use
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a connection on checkout only when it sat idle in the pool (where a database restart
+    or an idle timeout kills it unseen); not every checkout as `pool_pre_ping` does, a round trip
+    on every request. A dead one raises DisconnectionError: the pool replaces it and retries."""
+    pool, dialect = engine.sync_engine.pool, engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _idle_since(_dbapi_conn, record):  # noqa: ANN001
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping(dbapi_conn, record, _proxy):  # noqa: ANN001
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
+
+
 def make_engine(url: str, **kwargs) -> AsyncEngine:
     """An engine with the per-dialect settings that keep it honest under load."""
     full = async_url(url)
@@ -92,7 +117,6 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
             cur.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 1800)
     if len(order) > 1:
         if backend not in ("mysql", "mariadb"):
@@ -100,6 +124,8 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
         kwargs["async_creator"] = _failover_creator(full, order)
     engine = create_async_engine(full, **kwargs)
     table_versions.watch(engine)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine)
     if backend in ("mysql", "mariadb"):
         @event.listens_for(engine.sync_engine, "connect")
         def _refuse_misconfigured_cluster(dbapi_conn, _record):  # noqa: ANN001

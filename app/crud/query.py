@@ -213,17 +213,21 @@ def _keyset_after(tv: TableView, order: list, cursor: str):
 
 
 async def code_texts(ctx: AppContext, tv: TableView, rows: list[dict]) -> dict[str, dict[str, str]]:
-    """Display text of code (lookup) fields for a page of rows: one query per code field."""
+    """Display text of code (lookup) fields for a page of rows: one query per code field with
+    values on the page, and no connection at all when there is nothing to look up."""
     out: dict[str, dict[str, str]] = {}
     catalog: Catalog = ctx.catalog
-    async with ctx.db.connect() as conn:
-        for code in tv.spec.codes:
-            target = catalog.tables.get(code.table) if code.is_plain_table else None
-            values = {r.get(code.field) for r in rows if r.get(code.field) is not None}
-            if target is None or not values:
-                continue
+    wanted = []
+    for code in tv.spec.codes:
+        target = catalog.tables.get(code.table) if code.is_plain_table else None
+        values = {r.get(code.field) for r in rows if r.get(code.field) is not None}
+        if target is not None and values:
             tt = target.table
-            result = await conn.execute(
-                select(tt.c[code.valuefield], tt.c[code.textfield]).where(tt.c[code.valuefield].in_(values)))
-            out[code.field] = {str(v): str(text) for v, text in result.all()}
+            wanted.append((code.field, select(tt.c[code.valuefield], tt.c[code.textfield])
+                           .where(tt.c[code.valuefield].in_(values))))
+    if not wanted:
+        return out
+    async with ctx.db.connect() as conn:
+        for name, stmt in wanted:
+            out[name] = {str(v): str(text) for v, text in (await conn.execute(stmt)).all()}
     return out

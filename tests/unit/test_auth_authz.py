@@ -84,11 +84,17 @@ async def test_few_queries_per_request(auth_env):
     await auth_env.client.get("/healthz")
     await auth_env.client.get("/static/app.css")
     assert app_q == [] and rbac_q == []  # anonymous, warm cache: no query at all
+    auth_env.ctx.settings.session_cache_seconds = 0  # first without the session cache
     await auth_env.op.login("admin", ADMIN_PW)
     await auth_env.client.get("/me")
     app_q.clear(), rbac_q.clear()
     await auth_env.client.get("/me")
     assert len(app_q) == 1 and rbac_q == []  # the session row; user, roles and grants cached
+    auth_env.ctx.settings.session_cache_seconds = 3
+    await auth_env.client.get("/me")
+    app_q.clear()
+    await auth_env.client.get("/me")
+    assert app_q == []  # the session row too, for session_cache_seconds
     app_q.clear()
     await auth_env.client.get("/healthz")
     assert app_q == []  # probes never read the session
