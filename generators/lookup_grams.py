@@ -16,6 +16,7 @@ take the statements from here.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from sqlalchemy import Column, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, event
@@ -134,18 +135,30 @@ class GramSQL:
     def watched(self, table: Table) -> list[str]:
         return [table.info["pk"], *table.info["fields"]]
 
+    def tag(self, table: Table) -> str:
+        """The triggers' names carry the fields they fill, so `db sync` sees when they changed."""
+        return f"{table.name}_" + hashlib.sha1(",".join(self.watched(table)).encode()).hexdigest()[:6]
+
     def trigger_names(self, table: Table) -> list[str]:
-        return [f"{table.name}_trg"]
+        return [self.tag(table)]
+
+    def drop_trigger(self, table: Table, name: str) -> str:
+        return f"DROP TRIGGER IF EXISTS {self.q(name)} ON {self.q(table.info['grams_of'])}"
+
+    def changed(self, table: Table) -> str:
+        return " OR ".join(f"OLD.{self.q(c)} IS DISTINCT FROM NEW.{self.q(c)}" for c in self.watched(table))
 
     def triggers(self, table: Table) -> list[str]:
-        q, name, src = self.q, table.name, table.info["grams_of"]
-        body = (f"IF TG_OP <> 'INSERT' THEN {self.delete(table)}; END IF; "
+        """A function for the three events; the trigger names no column (a column a trigger names
+        cannot change type), the function skips an update that leaves the fields alone."""
+        q, name, src = self.q, self.tag(table), table.info["grams_of"]
+        body = (f"IF TG_OP = 'UPDATE' AND NOT ({self.changed(table)}) THEN RETURN NULL; END IF; "
+                f"IF TG_OP <> 'INSERT' THEN {self.delete(table)}; END IF; "
                 f"IF TG_OP <> 'DELETE' THEN {'; '.join(self.inserts(table, 'NEW'))}; END IF; RETURN NULL;")
-        columns = ", ".join(q(c) for c in self.watched(table))
         return [f"CREATE OR REPLACE FUNCTION {q(name + '_fn')}() RETURNS trigger LANGUAGE plpgsql AS "
                 f"$$ BEGIN {body} END $$",
-                f"DROP TRIGGER IF EXISTS {q(name + '_trg')} ON {q(src)}",
-                f"CREATE TRIGGER {q(name + '_trg')} AFTER INSERT OR DELETE OR UPDATE OF {columns} ON {q(src)} "
+                self.drop_trigger(table, name),
+                f"CREATE TRIGGER {q(name)} AFTER INSERT OR DELETE OR UPDATE ON {q(src)} "
                 f"FOR EACH ROW EXECUTE PROCEDURE {q(name + '_fn')}()"]
 
 
@@ -153,7 +166,10 @@ class RowTriggersSQL(GramSQL):
     """A trigger per event, its body the statements themselves (MySQL, SQLite)."""
 
     def trigger_names(self, table: Table) -> list[str]:
-        return [f"{table.name}_{event_}" for event_ in ("ai", "au", "ad")]
+        return [f"{self.tag(table)}_{event_}" for event_ in ("ai", "au", "ad")]
+
+    def drop_trigger(self, table: Table, name: str) -> str:
+        return f"DROP TRIGGER IF EXISTS {self.q(name)}"
 
     def update_head(self, table: Table) -> str:
         return f"AFTER UPDATE OF {', '.join(self.q(c) for c in self.watched(table))}"
@@ -167,7 +183,7 @@ class RowTriggersSQL(GramSQL):
     def triggers(self, table: Table) -> list[str]:
         src = self.q(table.info["grams_of"])
         ai, au, ad = (self.q(n) for n in self.trigger_names(table))
-        return [f"DROP TRIGGER IF EXISTS {n}" for n in (ai, au, ad)] + [
+        return [self.drop_trigger(table, n) for n in self.trigger_names(table)] + [
             f"CREATE TRIGGER {ai} AFTER INSERT ON {src} FOR EACH ROW {self.compound(self.inserts(table, 'NEW'))}",
             f"CREATE TRIGGER {au} {self.update_head(table)} ON {src} FOR EACH ROW {self.update_body(table)}",
             f"CREATE TRIGGER {ad} AFTER DELETE ON {src} FOR EACH ROW {self.compound([self.delete(table)])}",
@@ -190,16 +206,16 @@ class MySQLGramSQL(RowTriggersSQL):
     def gram(self, value: str, pos: str) -> str:
         return f"LOWER(SUBSTR({value}, {pos}, 3)) COLLATE utf8mb4_bin"
 
-    def differs(self, old: str, new: str) -> str:
-        return f"NOT ({old} <=> {new} COLLATE utf8mb4_bin)"
+    def changed(self, table: Table) -> str:
+        q = self.q
+        return " OR ".join(f"NOT (OLD.{q(c)} <=> NEW.{q(c)} COLLATE utf8mb4_bin)" for c in self.watched(table))
 
     def update_head(self, table: Table) -> str:
         return "AFTER UPDATE"
 
     def update_body(self, table: Table) -> str:
-        changed = " OR ".join(self.differs(f"OLD.{self.q(c)}", f"NEW.{self.q(c)}") for c in self.watched(table))
         statements = "; ".join([self.delete(table), *self.inserts(table, "NEW")])
-        return f"BEGIN IF {changed} THEN {statements}; END IF; END"
+        return f"BEGIN IF {self.changed(table)} THEN {statements}; END IF; END"
 
 
 _DIALECTS: dict[str, type[GramSQL]] = {"mysql": MySQLGramSQL, "mariadb": MySQLGramSQL, "sqlite": SQLiteGramSQL,
