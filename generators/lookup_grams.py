@@ -3,11 +3,12 @@
 A picker's contains rank (`LIKE '%umber 47%'`) can use no B-tree index: it reads a whole index
 per field. A spec opts a table in with an index `idxtype: "contains"` on the fields; the compiler
 then adds `<table>_lk_contains(gram, row_id, field)`: one row per distinct three-character piece
-of each field's lower-cased value (characters, not bytes: 产线名 is one gram), keyed (gram,
-row_id, field). Triggers on insert, update and delete keep it filled, whatever writes the row (the
-app, an import, a bulk INSERT), so the runtime reads it and never writes it. The grams are made by
-the database's own `LOWER(SUBSTR(...))` only, in the triggers and for the typed text alike
-(`app.crud.lookup_contains`), so both sides normalise the same way on every dialect; positions come
+of each field's lower-cased value (characters, not bytes: 产线名 is one gram), keyed (gram, field,
+row_id: a gram of one field is one range). Triggers on insert, update and delete keep it filled,
+whatever writes the row (the app, an import, a bulk INSERT), so the runtime reads it and never
+writes it. The grams are made by the database's own `LOWER(SUBSTR(...))` only, in the triggers and
+for the typed text alike (`app.crud.lookup_contains`), so both sides normalise the same way on
+every dialect; positions come
 from `lk_gram_positions(n)`, 1..`MAX_CHARS` (a value's grams end there).
 
 What each database writes differently is one small class per dialect (`GramSQL` is PostgreSQL's).
@@ -71,7 +72,7 @@ def add_gram_tables(specs: Iterable[TableSpec], metadata: MetaData) -> None:
             Column("gram", gram, nullable=False),
             Column("row_id", source.c[spec.primary[0]].type, nullable=False),
             Column("field", String(FIELD_LENGTH), nullable=False),
-            PrimaryKeyConstraint("gram", "row_id", "field", name=f"pk_{name}"),
+            PrimaryKeyConstraint("gram", "field", "row_id", name=f"pk_{name}"),
             info={"grams_of": spec.name, "fields": fields, "pk": spec.primary[0]},
             comment=f"contains search of {spec.name}: trigrams kept by triggers",
             mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_collate="utf8mb4_unicode_ci",

@@ -107,10 +107,11 @@ async def lookup_options(ctx: AppContext, tv: TableView, field_name: str, q: str
                         break  # the page is full
                     contained += [r[0] for r in (await conn.execute(stmt)).all()
                                   if r[0] not in found and r[0] not in contained]
-            if contained:
-                stmt = select(*cols).where(value_col.in_(contained)).order_by(tt.c[code.textfield], value_col)
-                for r in (await conn.execute(stmt)).all():
-                    found.setdefault(r._mapping["_value"], r._mapping)
+            if contained:  # in the order found, so "more results" pages follow on
+                read = {r._mapping["_value"]: r._mapping
+                        for r in (await conn.execute(select(*cols).where(value_col.in_(contained)))).all()}
+                for value in contained:
+                    found.setdefault(value, read[value])
             rows = list(found.values())[offset:offset + limit + 1]
         owners = await _owner_labels(ctx, conn, code, target, rows[:limit])
     options = [_option(code, r, owners) for r in rows[:limit]]
