@@ -5,7 +5,8 @@
 Fills a throwaway MariaDB database (bulk INSERTs through the raw driver) with N pipelines and one
 step each, starts `pipeline-app serve`, logs in, and times what a picker asks as someone types,
 each keystroke a request over one keep-alive connection: a code typed letter by letter
-(prefix ranks, index ranges), a name fragment (starts no code or name: the contains rank scans),
+(prefix ranks, index ranges), a name fragment (starts no code or name: the contains rank, through
+pipelines' trigram side table, which the triggers fill as the rows are inserted),
 an exact id, and a step name on the price form (options name their pipeline). Beside it, in the
 same run and the same way, `GET /healthz`: the floor every request pays (HTTP, middleware). It
 prints median and p95 in milliseconds per case, and each case's ratio to the floor's median.

@@ -9,6 +9,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable, SetColumnComment, SetTableComment
 
+from generators.lookup_grams import extra_statements
 from generators.schema import build_metadata
 from generators.spec import TableSpec
 
@@ -40,10 +41,11 @@ def comment_statements(dialect: Dialect, to_sql: Compile, columns: Iterable[Colu
 
 
 def table_statements(table: Table, dialect: Dialect, to_sql: Compile) -> list[str]:
-    """What creates one table: CREATE TABLE, its indexes by name, its comments."""
+    """What creates one table: CREATE TABLE, its indexes by name, its comments, and for a contains
+    side table its triggers and fill (`generators.lookup_grams`)."""
     statements = [to_sql(CreateTable(table))]
     statements += [to_sql(CreateIndex(index)) for index in sorted(table.indexes, key=lambda i: i.name)]
-    return statements + comment_statements(dialect, to_sql, table.columns, table)
+    return statements + comment_statements(dialect, to_sql, table.columns, table) + extra_statements(table, dialect)
 
 
 def ddl_statements(specs: Iterable[TableSpec], dialect_name: str) -> list[str]:

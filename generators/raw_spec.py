@@ -15,6 +15,8 @@ from generators.spec_types import suggestion
 TOP_KEYS = {"summary", "fields", "indexes", "codes", "data"}
 SUMMARY_KEYS = {"name", "title", "titles", "primary", "catelog"}
 INDEX_KEYS = {"name", "idxtype", "idxfields"}
+IDXTYPES = ("unique", "index", "contains")
+"""`contains`: our extension, a trigram side table for the picker's contains search (docs/picker.md)."""
 CODE_KEYS = {"field", "table", "valuefield", "textfield", "cond", "on_delete", "search", "owner", "snapshot"}
 ON_DELETE = {"cascade", "restrict"}
 VIEW_MARKS = {"tblname", "params"}
@@ -84,8 +86,8 @@ def _indexes(raw: dict, seen: set[str] | None, terr) -> list[Index]:
             continue
         index_names.add(iname)
         kind = ri.get("idxtype")
-        if kind not in ("unique", "index"):
-            terr(f"index {iname}: idxtype must be unique or index, not {kind!r}")
+        if kind not in IDXTYPES:
+            terr(f"index {iname}: idxtype must be unique, index or contains, not {kind!r}")
         ifields = ri.get("idxfields")
         if isinstance(ifields, str):
             ifields = [x.strip() for x in ifields.split(",") if x.strip()]
@@ -95,8 +97,8 @@ def _indexes(raw: dict, seen: set[str] | None, terr) -> list[Index]:
         unknown = [n for n in ifields if seen is not None and n not in seen]
         for name in unknown:
             terr(f"index {iname} names an unknown field", name, suggestion(name, sorted(seen or ())))
-        if kind in ("unique", "index") and ifields and not unknown:
-            indexes.append(Index(iname, kind == "unique", tuple(ifields)))
+        if kind in IDXTYPES and ifields and not unknown:
+            indexes.append(Index(iname, kind == "unique", tuple(ifields), contains=kind == "contains"))
     return indexes
 
 
@@ -243,7 +245,7 @@ def spec_to_raw(spec: TableSpec, as_written: bool = False) -> dict:
     raw: dict[str, Any] = {"summary": [summary], "fields": fields}
     if spec.indexes:
         raw["indexes"] = [
-            {"name": i.name, "idxtype": "unique" if i.unique else "index", "idxfields": list(i.fields)}
+            {"name": i.name, "idxtype": i.idxtype, "idxfields": list(i.fields)}
             for i in spec.indexes
         ]
     if spec.codes:

@@ -34,6 +34,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine
 
 from generators.column_types import DecimalDefault, InsertTime, SQLiteDecimal
+from generators.lookup_grams import add_gram_tables
 from generators.lookup_indexes import add_lookup_indexes
 from generators.raw_fields import INSERT_TIME
 from generators.spec import Field, TableSpec
@@ -116,7 +117,7 @@ def add_table(spec: TableSpec, metadata: MetaData) -> Table:
         comment=spec.title or None,
         mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_collate="utf8mb4_unicode_ci",
     )
-    for ix in spec.indexes:
+    for ix in (ix for ix in spec.indexes if not ix.contains):  # contains: a side table (lookup_grams)
         Index(index_name(spec, ix.name), *[table.c[n] for n in ix.fields], unique=ix.unique)
     return table
 
@@ -128,6 +129,7 @@ def build_metadata(specs: Iterable[TableSpec]) -> MetaData:
         add_table(spec, metadata)
     _add_fk_stubs(specs, metadata)
     add_lookup_indexes(specs, metadata)
+    add_gram_tables(specs, metadata)
     return metadata
 
 

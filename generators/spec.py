@@ -135,6 +135,13 @@ class Index:
     name: str
     unique: bool
     fields: tuple[str, ...]
+    contains: bool = False
+    """`idxtype: "contains"`: a picker finds these fields by a fragment from their middle through a
+    trigram side table (`generators.lookup_grams`), not a B-tree index."""
+
+    @property
+    def idxtype(self) -> str:
+        return "contains" if self.contains else "unique" if self.unique else "index"
 
 
 @dataclass(frozen=True)

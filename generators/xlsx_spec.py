@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generators.raw_spec import IDXTYPES
 from generators.spec import SpecError
 
 SUMMARY_COLUMNS = ("name", "title", "primary", "catelog")
@@ -211,8 +212,8 @@ def _read(source: Path | io.BytesIO, path: Path) -> dict:
             raise sheets.error(f"{where}: oper {row.get('oper')!r} is not supported, only idx "
                                f"(use min/max/choices/pattern in the fields sheet, lookups in codes)")
         kind, _, names = str(row.get("value") or "").partition(":")
-        if kind.strip() not in ("unique", "index") or not _split(names):
-            raise sheets.error(f"{where}: an idx value is unique:f1,f2 or index:f1, "
+        if kind.strip() not in IDXTYPES or not _split(names):
+            raise sheets.error(f"{where}: an idx value is unique:f1,f2, index:f1 or contains:f1,f2, "
                                f"not {row.get('value')!r}")
         if "name" not in row:
             raise sheets.error(f"{where}: an index needs a name")

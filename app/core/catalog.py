@@ -17,6 +17,7 @@ from sqlalchemy import MetaData, Table
 
 from app.core.config import ROOT
 from generators.raw_spec import parse_spec
+from generators.lookup_grams import add_gram_tables
 from generators.lookup_indexes import add_lookup_indexes
 from generators.schema import add_table
 from generators.spec import Field, TableSpec
@@ -77,6 +78,7 @@ def _metadata(tables: dict[str, dict[str, Any]], source: Path) -> tuple[MetaData
     for spec in specs.values():
         add_table(spec, metadata)
     add_lookup_indexes(specs.values(), metadata)
+    add_gram_tables(specs.values(), metadata)
     return metadata, specs
 
 

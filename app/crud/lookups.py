@@ -4,8 +4,9 @@ A keystroke asks for the rows of the looked-up table whose value or searched fie
 `search`, else its text) match what was typed, ranked: an exact match first (the id, a code),
 then fields that start with it, then fields that contain it. Each rank is its own query, stopped
 as soon as the page is full, so the usual case (a prefix of a code) is a few index range reads
-(the compiler guarantees the indexes, `generators.lookup_indexes`). The contains rank is an index
-scan, so it runs only when nothing is or starts with what was typed, or for "more results".
+(the compiler guarantees the indexes, `generators.lookup_indexes`). The contains rank runs only
+when nothing is or starts with what was typed, or for "more results": an index scan, or where the
+spec asks for it a read of the rows that have the text's rarest trigram (`app.crud.lookup_contains`).
 Each option says what it belongs to when the code names an `owner` (a step, its pipeline).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import or_, select
 
 from app.core.catalog import TableView
 from app.core.context import AppContext
+from app.crud.lookup_contains import contains_queries
 from app.crud.rows import CrudError
 from app.crud.validate import Invalid, coerce
 from generators.spec import Code
@@ -47,25 +49,26 @@ def _order(target: TableView, name: str, value_col: Any) -> list:
     return [target.table.c[name]] if unique else [target.table.c[name], value_col]
 
 
-def _ranked_queries(code: Code, target: TableView, q: str, cols: list, want: int) -> list[tuple[str, Any]]:
-    """(rank, query): exact, then prefix per searched field (in the code's order), then contains.
+def _texts(code: Code, target: TableView) -> list[str]:
+    return [n for n in code.search_fields if target.fields[n].is_text]
 
-    A contains query reads only the field and the value (one index scan per field, the narrowest
-    read there is); the rows it finds are read by value afterwards."""
+
+def _ranked_queries(code: Code, target: TableView, q: str, cols: list, want: int) -> list[Any]:
+    """Exact, then prefix per searched field (in the code's order); contains is `contains_queries`.
+
+    A contains query reads only the field and the value; the rows it finds are read by value
+    afterwards."""
     tt = target.table
     value_col = tt.c[code.valuefield]
-    texts = [n for n in code.search_fields if target.fields[n].is_text]
+    texts = _texts(code, target)
     exact = [tt.c[n] == q for n in texts]
     try:
         exact.append(value_col == coerce(target.fields[code.valuefield], q))
     except Invalid:
         pass
-    queries = [("exact", select(*cols).where(or_(*exact)).limit(want))] if exact else []
-    queries += [("prefix", select(*cols).where(tt.c[n].like(_like(q, True), escape="\\"))
-                 .order_by(*_order(target, n, value_col)).limit(want)) for n in texts]
-    queries += [("contains", select(value_col.label("_value")).where(tt.c[n].like(_like(q, False), escape="\\"))
-                 .order_by(*_order(target, n, value_col)).limit(want)) for n in texts]
-    return queries
+    queries = [select(*cols).where(or_(*exact)).limit(want)] if exact else []
+    return queries + [select(*cols).where(tt.c[n].like(_like(q, True), escape="\\"))
+                      .order_by(*_order(target, n, value_col)).limit(want) for n in texts]
 
 
 async def lookup_options(ctx: AppContext, tv: TableView, field_name: str, q: str,
@@ -88,23 +91,27 @@ async def lookup_options(ctx: AppContext, tv: TableView, field_name: str, q: str
         else:
             found: dict[Any, Any] = {}
             contained: list[Any] = []
-            for rank, stmt in _ranked_queries(code, target, q, cols, want):
-                if len(found) + len(contained) >= want:
+            for stmt in _ranked_queries(code, target, q, cols, want):
+                if len(found) >= want:
                     break  # the page is full
-                if rank == "contains" and found and (offset == 0 or str(q) in map(str, found)):
-                    # Something is or starts with what was typed: the scan for what merely contains
-                    # it waits for "more results" (never after an exact id).
-                    maybe_more = offset == 0 and str(q) not in map(str, found)
-                    break
-                for r in (await conn.execute(stmt)).all():
-                    if rank != "contains":
-                        found.setdefault(r._mapping["_value"], r._mapping)
-                    elif r[0] not in found and r[0] not in contained:
-                        contained.append(r[0])
-            if contained:
-                stmt = select(*cols).where(value_col.in_(contained)).order_by(tt.c[code.textfield], value_col)
                 for r in (await conn.execute(stmt)).all():
                     found.setdefault(r._mapping["_value"], r._mapping)
+            if len(found) < want and found and (offset == 0 or str(q) in map(str, found)):
+                # Something is or starts with what was typed: the search for what merely contains
+                # it waits for "more results" (never after an exact id).
+                maybe_more = offset == 0 and str(q) not in map(str, found)
+            elif len(found) < want:
+                for stmt in await contains_queries(conn, target, _texts(code, target), q, _like(q, False),
+                                                   value_col, lambda n: _order(target, n, value_col), want):
+                    if len(found) + len(contained) >= want:
+                        break  # the page is full
+                    contained += [r[0] for r in (await conn.execute(stmt)).all()
+                                  if r[0] not in found and r[0] not in contained]
+            if contained:  # in the order found, so "more results" pages follow on
+                read = {r._mapping["_value"]: r._mapping
+                        for r in (await conn.execute(select(*cols).where(value_col.in_(contained)))).all()}
+                for value in contained:
+                    found.setdefault(value, read[value])
             rows = list(found.values())[offset:offset + limit + 1]
         owners = await _owner_labels(ctx, conn, code, target, rows[:limit])
     options = [_option(code, r, owners) for r in rows[:limit]]

@@ -24,6 +24,7 @@ from generators.ddl import comment_statements, table_statements
 from generators.schema import build_metadata
 from generators.spec import TableSpec
 from generators.sync.dialects import SyncDialect, sync_dialect
+from generators.sync.grams import plan_gram_triggers
 from generators.sync.live import at_risk_where, classify, read_live, type_str, why_safe
 from generators.sync.model import Plan, Skipped, Step
 
@@ -221,11 +222,11 @@ def _plan(conn: Connection, specs: list[TableSpec], allow_destructive: bool) -> 
         if table.name not in existing:
             _create_table(ctx, table)
     for table in ordered:
-        if table.name not in existing:
+        if table.name not in existing and table.name in by_name:
             _seed(ctx, table, by_name[table.name])
     for table in ordered:
-        if table.name not in existing:
-            continue
+        if table.name not in existing or table.name not in by_name:
+            continue  # not there yet, or a side table of the compiler's (positions, grams)
         lt = live.tables[table.name]
         for col in table.columns:
             if col.name not in lt.c:
@@ -236,6 +237,7 @@ def _plan(conn: Connection, specs: list[TableSpec], allow_destructive: bool) -> 
         _indexes(ctx, table, lt, dropped)
         for name_ in sorted(dropped):
             _drop_column(ctx, lt, lt.c[name_])
+    plan_gram_triggers(conn, metadata, existing, ctx.plan)
     # Safe steps first: a destructive step that the database refuses must not hold them back.
     ctx.plan.steps.sort(key=lambda s: s.destructive)
     return ctx.plan

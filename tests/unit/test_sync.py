@@ -85,7 +85,8 @@ async def test_sync_creates_every_app_table_then_plans_nothing(any_db_url):
     wanted = {s.name for s in load_specs(default_models())}
     assert {"pipelines", "pipeline_steps", "distributors", "audit_log"} <= wanted
     assert "users" not in wanted  # rbac lives in the RBAC database
-    assert not plan.skipped and len(plan.steps) == len(wanted)
+    side = 2  # the positions and the grams of pipelines' contains index (lookup_grams)
+    assert not plan.skipped and len(plan.steps) == len(wanted) + side
     assert set(await db_inspect(any_db_url, lambda i: i.get_table_names())) >= wanted
     again = await sync(any_db_url, default_models())
     assert again.empty, again.render()
@@ -221,9 +222,12 @@ async def test_dropping_an_indexed_column_drops_its_index_first(any_db_url, tmp_
     await insert_pipelines(any_db_url, folder)
     raw["fields"] = [f for f in raw["fields"] if f["name"] != "code"]
     raw["indexes"] = [i for i in raw["indexes"] if i["name"] != "uk_code"]
+    next(i for i in raw["indexes"] if i["idxtype"] == "contains")["idxfields"] = ["name"]
     rewrite(folder, raw)
-    skipped = (await sync(any_db_url, [folder])).skipped
-    assert [s.description for s in skipped] == ["drop column pipelines.code"]
+    plan = await sync(any_db_url, [folder])  # the triggers no longer name code: it can go
+    assert [s.description for s in plan.steps] == [
+        "create the triggers of pipelines_lk_contains and fill it from the rows of pipelines"]
+    assert [s.description for s in plan.skipped] == ["drop column pipelines.code"]
     plan = await sync(any_db_url, [folder], allow_destructive=True)
     assert "DROP INDEX" in plan.steps[0].sql.upper()
 
@@ -361,7 +365,7 @@ def test_cli_db_sync_end_to_end(tmp_path):
         assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
     done = _cli("db", "sync", "--url", url, "--models", str(folder))
     assert done.returncode == 0, done.stderr
-    assert "CREATE TABLE pipelines" in done.stdout and "Applied 1 step(s)." in done.stdout
+    assert "CREATE TABLE pipelines" in done.stdout and "Applied 3 step(s)." in done.stdout  # + positions, grams
     again = _cli("db", "sync", "--url", url, "--models", str(folder))
     assert again.returncode == 0 and "nothing to do" in again.stdout
 

@@ -281,7 +281,8 @@ BAD_WORKBOOKS = {
     "unsupported oper": (broken(validation=[VALIDATION, [None] * 3, ["v1", ">", "0"]]),
                          "sheet validation row 3: oper '>' is not supported"),
     "bad idx value": (broken(validation=[VALIDATION, ["i1", "idx", "uniq:id"]]),
-                      "sheet validation row 2: an idx value is unique:f1,f2 or index:f1, not 'uniq:id'"),
+                      "sheet validation row 2: an idx value is unique:f1,f2, index:f1 or contains:f1,f2, "
+                      "not 'uniq:id'"),
     "idx without name": (broken(validation=[VALIDATION, [None, "idx", "index:id"]]),
                          "sheet validation row 2: an index needs a name"),
     "bad codes header": (broken(codes=[["field", "table", "valuefield"]]),

@@ -1,0 +1,94 @@
+"""The picker's contains rank: one query per searched field, through the grams where the spec has them.
+
+A field with an `idxtype: "contains"` index has its trigrams in `<table>_lk_contains`
+(`generators.lookup_grams`). Every gram of the typed text must be a gram of a value that contains
+it, so the rarest of them bounds the rows to read: the database makes the grams of the text
+(the same `LOWER(SUBSTR(...))` as its triggers, so both sides normalise alike), a capped count per
+gram and field says which is rarest, and the field's query reads the rows that have it in the side
+table's order (gram, field, row id), confirming each with the same `LIKE` as the scan, and stops
+when the page is full. A field where some gram never occurs cannot contain the text and is
+skipped. A rare gram means few rows to confirm; a common one (`number`) means the text is common
+too, so the page fills after a few. Other fields, and a text of fewer than three characters (no
+gram), keep the scan of the field's index in its order.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Table, func, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.cache import TTLCache
+from app.core.catalog import TableView
+from generators.lookup_grams import gram_table_name
+
+RARE = 2000
+"""Counting a gram's rows stops here: past it, which gram drives matters little (the text is common)."""
+PROBED = 6
+_COUNTS = TTLCache(ttl=60.0, size=20_000)
+"""(database, table, gram, field) → capped count. Typing adds a gram per keystroke, so most are
+counted once. A stale count only picks a worse gram to drive; a zero (which skips a field) is
+never kept."""
+"""The grams counted at most, spread over the text: any of them bounds the rows, the rarest best."""
+
+
+def _positions(length: int) -> list[int]:
+    """1-based starts of the grams to count: all of them, or PROBED spread from first to last."""
+    last = length - 2
+    if last <= PROBED:
+        return list(range(1, last + 1))
+    return sorted({1 + round(i * (last - 1) / (PROBED - 1)) for i in range(PROBED)})
+
+
+async def _grams(conn: AsyncConnection, q: str) -> list[str]:
+    """The grams of `q` as the database makes them, with the functions of its triggers."""
+    text = literal(q)
+    cols = [func.lower(func.substr(text, n, 3)).label(f"g{n}") for n in _positions(len(q))]
+    row = (await conn.execute(select(*cols))).one()
+    return list(dict.fromkeys(str(g) for g in row))
+
+
+async def _counts(conn: AsyncConnection, grams: Table, found: list[str], fields: list[str]) -> dict:
+    """(gram, field) → rows that have it, counted up to RARE."""
+    db = str(conn.engine.url)
+    counts = {(g, f): _COUNTS.peek((db, grams.name, g, f)) for g in found for f in fields}
+    parts = []
+    for g, f in (key for key, n in counts.items() if n is None):
+        capped = select(grams.c.row_id).where(grams.c.gram == g, grams.c.field == f).limit(RARE).subquery()
+        parts.append(select(literal(g).label("gram"), literal(f).label("field"),
+                            func.count().label("n")).select_from(capped))
+    for r in (await conn.execute(union_all(*parts))).all() if parts else []:
+        counts[(r.gram, r.field)] = r.n
+        if r.n:
+            _COUNTS.put((db, grams.name, r.gram, r.field), r.n)
+    return counts
+
+
+async def contains_queries(conn: AsyncConnection, target: TableView, texts: list[str], q: str, like: Any,
+                           value_col: Any, order: Callable[[str], list], want: int) -> list[Any]:
+    """The contains query of each searched text field, in order (`like`: the `%q%` pattern); each
+    returns the values in an order that a larger `want` only extends, so pages follow on."""
+    tt = target.table
+    grams = tt.metadata.tables.get(gram_table_name(target.name))
+    indexed = [n for n in texts if grams is not None and n in grams.info["fields"]]
+    counts: dict = {}
+    found: list[str] = []
+    if indexed and len(q) >= 3:
+        found = await _grams(conn, q)
+        counts = await _counts(conn, grams, found, indexed)
+    queries = []
+    for n in texts:
+        stmt = select(value_col.label("_value")).where(tt.c[n].like(like, escape="\\"))
+        if n not in indexed or not found:
+            queries.append(stmt.order_by(*order(n)).limit(want))
+            continue
+        rarest = min(found, key=lambda g: counts.get((g, n), 0))
+        if counts.get((rarest, n), 0) == 0:
+            continue  # a gram of the text is in no value of this field
+        on = grams.c.row_id == tt.c[grams.info["pk"]]
+        stmt = stmt.select_from(grams.join(tt, on)).where(grams.c.gram == rarest, grams.c.field == n)
+        # MariaDB would read the table in its order of the field instead and join the grams to it.
+        stmt = stmt.prefix_with("STRAIGHT_JOIN", dialect="mysql").prefix_with("STRAIGHT_JOIN", dialect="mariadb")
+        queries.append(stmt.order_by(grams.c.row_id).limit(want))
+    return queries
