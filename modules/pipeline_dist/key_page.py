@@ -74,8 +74,8 @@ def keys_block(request: Request, tv: Any, row: dict[str, Any]) -> str:
     note = zone_note(tz)
     head = [gettext(lang, "Key"), gettext(lang, "Prefix"), pmsg("api key", "Created").render(lang) + note,
             gettext(lang, "Expires") + note, gettext(lang, "Last used") + note]
-    table = ("<div class='table-wrap'><table class='list keys'><thead><tr>" + "".join(f"<th scope='col'>{h}</th>" for h in head)
-             + "</tr></thead><tbody>"
+    table = ("<div class='table-wrap'><table class='list keys'><thead><tr>"
+             + "".join(f"<th scope='col'>{h}</th>" for h in head) + "</tr></thead><tbody>"
              + ("".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
                 or f"<tr><td colspan='5' class='empty'>{T_NO_KEY_YET.render(lang)}</td></tr>")
              + "</tbody></table></div>")
