@@ -18,7 +18,7 @@ import binascii
 import json
 from typing import Any
 
-from sqlalchemy import Select, and_, false, or_
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
@@ -91,23 +91,34 @@ def _later(o: UnaryExpression, value: Any, nulls_low: bool) -> ColumnElement:
     return or_(later, col.is_(None)) if not nulls_first and col.nullable else later
 
 
-async def read_page(conn: AsyncConnection, tv: TableView, base: Select, order: Order, lq: Any,
+async def read_page(conn: AsyncConnection, tv: TableView, cols: list, where: list, order: Order, lq: Any,
                     nulls_low: bool) -> tuple[list[Any], str | None, str | None]:
-    """One page of `base` (a SELECT with its WHERE) in `order`: after `lq.after`, before
-    `lq.before`, else page `lq.page` by OFFSET; with the cursors of the pages next to it (None at
-    either end). One row more than the page is read to know whether another page follows."""
+    """One page of the rows matching `where` in `order`: after `lq.after`, before `lq.before`,
+    else page `lq.page` by OFFSET; with the cursors of the pages next to it (None at either end).
+    One row more than the page is read to know whether another page follows.
+
+    The page's keys are found first by themselves (`SELECT pk ... ORDER BY key LIMIT`, which the
+    order's index answers alone, skipped rows included), then only those rows are read: so the
+    database walks the index instead of sorting the table, even where a whole-row read would tempt
+    it to (a small table, an OFFSET)."""
     n = lq.rows
+    forward = not lq.before
+    key = order if forward else reverse(order)
+    keys = select(tv.table.c[tv.pk]).where(*where)
     if lq.after or lq.before:
-        forward = bool(lq.after)
-        key = order if forward else reverse(order)
         values = decode(tv, order, lq.after or lq.before, "after" if forward else "before")
-        rows = (await conn.execute(base.where(after(key, values, nulls_low)).order_by(*key).limit(n + 1))).all()
-        more, rows = len(rows) > n, rows[:n]
-        has_next, has_prev = (more, True) if forward else (True, more)
-        rows = rows if forward else rows[::-1]
+        keys = keys.where(after(key, values, nulls_low))
     else:
-        rows = (await conn.execute(base.order_by(*order).limit(n + 1).offset((lq.page - 1) * n))).all()
-        has_next, has_prev, rows = len(rows) > n, lq.page > 1, rows[:n]
+        keys = keys.offset((lq.page - 1) * n)
+    page = keys.order_by(*key).limit(n + 1).subquery("page")
+    t = tv.table
+    rows = (await conn.execute(select(*cols).select_from(t.join(page, t.c[tv.pk] == page.c[tv.pk]))
+                               .order_by(*key))).all()
+    more, rows = len(rows) > n, rows[:n]
+    if lq.before:
+        has_next, has_prev, rows = True, more, rows[::-1]
+    else:
+        has_next, has_prev = more, bool(lq.after) or lq.page > 1
     if not rows:
         return rows, None, None
     return rows, encode(order, rows[-1]) if has_next else None, encode(order, rows[0]) if has_prev else None

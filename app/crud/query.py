@@ -172,8 +172,7 @@ async def list_rows(ctx: AppContext, tv: TableView, lq: ListQuery) -> dict[str, 
     count_stmt = select(func.count()).select_from(select(t.c[tv.pk]).where(*where).limit(limit + 1).subquery())
     async with ctx.db.connect() as conn:
         total = (await conn.execute(count_stmt)).scalar_one()
-        raw_rows, next_, prev = await read_page(conn, tv, select(*cols).where(*where), order, lq,
-                                                nulls_low(ctx.db.dialect.name))
+        raw_rows, next_, prev = await read_page(conn, tv, cols, where, order, lq, nulls_low(ctx.db.dialect.name))
     return {"total": min(total, limit), "total_is_estimate": total > limit, "page": lq.page,
             "rows_per_page": lq.rows, "rows": [public(tv, r) for r in raw_rows], "next": next_, "prev": prev}
 
