@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     CHAR,
@@ -36,8 +37,10 @@ from sqlalchemy.types import TypeEngine
 from generators.column_types import DecimalDefault, InsertTime, SQLiteDecimal
 from generators.lookup_grams import add_gram_tables
 from generators.lookup_indexes import add_lookup_indexes
+from generators.order_indexes import add_order_indexes
 from generators.raw_fields import INSERT_TIME
 from generators.spec import Field, TableSpec
+from generators.views import views_near
 
 # The type-mapping table: spec type → SQLAlchemy type. Each dialect's compiler maps it on
 # (`docs/types.md` holds the table `json2ddl --types` prints). MySQL gets the LONG text/blob
@@ -122,7 +125,9 @@ def add_table(spec: TableSpec, metadata: MetaData) -> Table:
     return table
 
 
-def build_metadata(specs: Iterable[TableSpec]) -> MetaData:
+def build_metadata(specs: Iterable[TableSpec], views: dict[str, dict[str, Any]] | None = None) -> MetaData:
+    """The specs' tables with every index the app relies on: the specs' own, the pickers' and the
+    list orders' (of `views`, by default the view files next to the specs, `views_near`)."""
     metadata = MetaData()
     specs = list(specs)
     for spec in specs:
@@ -130,6 +135,7 @@ def build_metadata(specs: Iterable[TableSpec]) -> MetaData:
     _add_fk_stubs(specs, metadata)
     add_lookup_indexes(specs, metadata)
     add_gram_tables(specs, metadata)
+    add_order_indexes(specs, views_near(specs) if views is None else views, metadata)
     return metadata
 
 

@@ -8,14 +8,20 @@ without a view file gets sensible defaults, so a new table is a new spec file an
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from generators.loader import read_json
+from generators.order_indexes import order_key, order_problems, why_unindexable
 from generators.spec import SpecError, SpecWarning, TableSpec
 from generators.spec_types import suggestion
 from generators.view_parts import Findings, actions, as_list, browserfields, data_filter, ordering, subtables
 
 SYSTEM_FIELDS = ("created_at", "updated_at", "created_by")
+RBAC_FOLDER = "rbac"
+"""models/rbac holds the shared RBAC database's tables: the platform's, no list pages of ours."""
 GENERATOR_KEYS = ("models_dir", "output_dir", "dbname")
 """The ecosystem generator's own settings (where to read specs, write pages, which database)."""
 TOP_KEYS = {"tblname", "title", "titles", "params", "subtables", "uitype", "alias", *GENERATOR_KEYS}
@@ -25,7 +31,8 @@ PARAM_KEYS = {
     "sortby", "sort", "confidential_fields", "logined_userid", "logined_userorgid", "browserfields",
     "editexclouded", "edit_exclouded_fields", "editfields", "subtables", "record_toolbar", "toolbar",
     "binds", "noedit", "editable", "search_fields", "searchfields", "filter_fields", "range_fields",
-    "page_rows", "menu", "internal", "big", "title", "data_filter", "relation", "editor", "ordering", *URL_KEYS,
+    "page_rows", "menu", "internal", "big", "sortable", "title", "data_filter", "relation", "editor", "ordering",
+    *URL_KEYS,
     *TREE_KEYS,
 }
 
@@ -53,6 +60,16 @@ def _sort(params: dict, spec: TableSpec, f: Findings) -> list[str]:
             if f.fields(spec, [name], "sortby"):
                 sort.append(("-" if desc else "") + name)
     return sort
+
+
+def _sortable(params: dict, spec: TableSpec, list_fields: list[str], f: Findings) -> list[str]:
+    """The columns a list may be sorted by: the view's `sortable` list (each must be indexable,
+    `order_problems`), else every list column an index can order (on a `big` table only the
+    non-null ones)."""
+    if params.get("sortable") is not None:
+        return f.fields(spec, as_list(params["sortable"]), "sortable")
+    return [n for n in list_fields if (not params.get("big") or not spec.field(n).nullable)
+            and why_unindexable(spec, order_key(spec, [n])) is None]
 
 
 def _page_rows(value: Any, f: Findings) -> int:
@@ -176,9 +193,9 @@ def check_view(spec: TableSpec, raw: Any, source: str, specs: dict[str, TableSpe
         "internal": bool(params.get("internal", False)),
         "lookups": [c.field for c in spec.codes if c.is_plain_table],
         "big": bool(params.get("big", False)),
-        "sortable": [n for n in list_fields if not params.get("big") or not spec.field(n).nullable],
+        "sortable": _sortable(params, spec, list_fields, f),
     }
-    return ViewCheck(options, browser.labels, f.errors, f.warnings)
+    return ViewCheck(options, browser.labels, f.errors + order_problems(spec, options, source), f.warnings)
 
 
 def view_table(raw: Any, path_stem: str) -> str:
@@ -192,3 +209,22 @@ def labelled(spec: TableSpec, labels: dict[str, str]) -> TableSpec:
     if not labels:
         return spec
     return replace(spec, fields=tuple(replace(x, title=labels.get(x.name, x.title)) for x in spec.fields))
+
+
+def views_near(specs: Iterable[TableSpec]) -> dict[str, dict[str, Any]]:
+    """The view options of specs read from `<root>/models/<module>/`: their view files in
+    `<root>/modules/<module>/views/` (or the defaults a table without one gets), as the manifest
+    has them. Specs elsewhere, and the RBAC tables, get none."""
+    specs = list(specs)
+    by_name = {s.name: s for s in specs}
+    out = {}
+    for spec in specs:
+        folder = Path(spec.source).parent
+        if folder.parent.name != "models" or folder.name == RBAC_FOLDER:
+            continue
+        path = folder.parent.parent / "modules" / folder.name / "views" / f"{spec.name}.json"
+        try:
+            out[spec.name] = check_view(spec, read_json(path) if path.exists() else None, str(path), by_name).options
+        except SpecError:
+            continue
+    return out

@@ -19,6 +19,7 @@ from app.core.config import ROOT
 from generators.raw_spec import parse_spec
 from generators.lookup_grams import add_gram_tables
 from generators.lookup_indexes import add_lookup_indexes
+from generators.order_indexes import add_order_indexes
 from generators.schema import add_table
 from generators.spec import Field, TableSpec
 
@@ -72,13 +73,15 @@ class Catalog:
 
 
 def _metadata(tables: dict[str, dict[str, Any]], source: Path) -> tuple[MetaData, dict[str, TableSpec]]:
-    """Compiled specs → their tables, all in one MetaData (FKs need their referenced tables)."""
+    """Compiled specs → their tables, all in one MetaData (FKs need their referenced tables), with
+    the indexes the pickers and the list orders rely on (the RBAC tables have no views)."""
     metadata = MetaData()
     specs = {name: parse_spec(t["spec"], f"{source}:{name}") for name, t in tables.items()}
     for spec in specs.values():
         add_table(spec, metadata)
     add_lookup_indexes(specs.values(), metadata)
     add_gram_tables(specs.values(), metadata)
+    add_order_indexes(specs.values(), {name: t["view"] for name, t in tables.items() if "view" in t}, metadata)
     return metadata, specs
 
 

@@ -26,6 +26,7 @@ ENV = {
     "metrics_token": "PIPELINE_METRICS_TOKEN",
     "access_contact": "PIPELINE_ACCESS_CONTACT",
     "session_cache_seconds": "PIPELINE_SESSION_CACHE_SECONDS",
+    "list_count_limit": "PIPELINE_LIST_COUNT_LIMIT",
 }
 
 
@@ -52,6 +53,7 @@ class Settings:
     rbac_default_orgname: str = "Pipeline-App"    # the organisation made for it when missing
     metrics_token: str | None = None  # a scraper's bearer token for /metrics; None = grants only
     access_contact: str | None = None  # whom the 403 page names besides the users who may grant
+    list_count_limit: int = 10_000  # a list counts at most this many rows; above it says "more than"
     root: Path = ROOT
 
     @property
@@ -102,6 +104,7 @@ def load_settings(config: Path | None = None) -> Settings:
         rbac_default_orgname=str(raw.get("rbac_default_orgname") or "Pipeline-App"),
         metrics_token=str(raw.get("metrics_token") or "") or None,
         access_contact=str(raw.get("access_contact") or "") or None,
+        list_count_limit=max(1, int(raw.get("list_count_limit") or 10_000)),
     )
 
 

@@ -18,6 +18,9 @@ SetClause = Callable[[Any], Mapping[str, Any]]
 class _OnConflict:
     """PostgreSQL and SQLite: INSERT … ON CONFLICT (key) DO UPDATE."""
 
+    nulls_low = True
+    """NULL sorts below every value (first ascending, last descending)."""
+
     insert: Callable[[Table], Any]
 
     def upsert(self, table: Table, values: Any, keys: Iterable[str], set_: SetClause) -> Any:
@@ -29,6 +32,7 @@ class _OnConflict:
 
 
 class _Postgres(_OnConflict):
+    nulls_low = False  # PostgreSQL sorts NULL above every value
     insert = staticmethod(postgresql.insert)
 
 
@@ -38,6 +42,8 @@ class _SQLite(_OnConflict):
 
 class _MySQL:
     """MySQL and MariaDB: INSERT … ON DUPLICATE KEY UPDATE (any unique key)."""
+
+    nulls_low = True
 
     def upsert(self, table: Table, values: Any, keys: Iterable[str], set_: SetClause) -> Any:
         stmt = mysql.insert(table).values(values)
@@ -60,3 +66,8 @@ def upsert(dialect: str, table: Table, values: Any, keys: Iterable[str], set_: S
 def insert_missing(dialect: str, table: Table, values: Any, keys: Iterable[str]) -> Any:
     """Insert the rows of `values` whose `keys` are not there yet; leave the others untouched."""
     return DIALECTS[dialect].insert_missing(table, values, keys)
+
+
+def nulls_low(dialect: str) -> bool:
+    """Whether the database sorts NULL below every value (keyset paging places NULL by it)."""
+    return DIALECTS[dialect].nulls_low

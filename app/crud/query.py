@@ -5,27 +5,26 @@ turned into one bound statement; and the code texts a page of rows shows instead
 """
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.sql import operators
+from sqlalchemy import func, or_, select
 
 from app.core.i18n import Msg
 from app.core.catalog import Catalog, TableView
 from app.core.clock import to_utc
 from app.core.context import AppContext
-from app.crud.rows import CrudError, jsonable, public
+from app.core.dialects import nulls_low
+from app.crud.paging import read_page
+from app.crud.rows import CrudError, public
 from app.crud.validate import Invalid, coerce
+from generators.order_indexes import order_key
 
 MAX_ROWS = 500
 MAX_PAGE = 1_000_000  # deeper than any list a person pages through; past it OFFSET overflows drivers
-COUNT_CAP = 10_000
-LIST_PARAMS = {"page", "rows", "sort", "q", "after"}
+LIST_PARAMS = {"page", "rows", "sort", "q", "after", "before"}
 
 
 
@@ -38,6 +37,7 @@ class ListQuery:
     filters: dict[str, Any] = field(default_factory=dict)
     ranges: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     after: str = ""
+    before: str = ""
 
 
 def parse_list_query(tv: TableView, params: dict[str, str], tz_name: str | None = None) -> ListQuery:
@@ -60,16 +60,20 @@ def parse_list_query(tv: TableView, params: dict[str, str], tz_name: str | None 
             except ValueError:
                 errors[key] = Msg("must be a positive whole number")
         elif key == "sort":
-            for part in filter(None, (p.strip() for p in raw.split(","))):
-                name = part.lstrip("-+")
-                if name not in tv.view["sortable"] and name not in tv.spec.primary:
-                    errors["sort"] = Msg("cannot sort by {name}", name=repr(name))
-                else:
-                    lq.sort.append(part.lstrip("+"))
+            parts = [p.strip().lstrip("+") for p in raw.split(",") if p.strip()]
+            names = [p.lstrip("-") for p in parts]
+            if parts == tv.view["sort"] or not parts:
+                lq.sort = parts
+            elif len(parts) > 1:
+                errors["sort"] = Msg("sort by one column (or the list's own order)")
+            elif names[0] not in tv.view["sortable"] and names[0] not in tv.spec.primary:
+                errors["sort"] = Msg("cannot sort by {name}", name=repr(names[0]))
+            else:
+                lq.sort = parts
         elif key == "q":
             lq.q = raw.strip()[:200]
-        elif key == "after":
-            lq.after = raw[:1000]
+        elif key in ("after", "before"):
+            setattr(lq, key, raw[:1000])
         elif key.endswith(("__from", "__to")):
             name, _, end = key.rpartition("__")
             f = tv.fields.get(name)
@@ -146,70 +150,32 @@ def where_clauses(tv: TableView, lq: ListQuery) -> list:
 
 
 def order_by(tv: TableView, sort: list[str]) -> list:
+    """The ORDER BY of a list: its sort columns, then the primary key in the first column's
+    direction, so rows are in one total order (keyset cursors need it) that one index serves
+    (`generators.order_indexes.order_key` builds the same key)."""
     t = tv.table
-    order = []
-    for part in sort or tv.view["sort"]:
-        col = t.c[part.lstrip("-")]
-        order.append(col.desc() if part.startswith("-") else col.asc())
-    pk = t.c[tv.pk]
-    if not any(part.lstrip("-") == tv.pk for part in sort or tv.view["sort"]):
-        order.append(pk.desc() if (sort or tv.view["sort"] or ["-"])[0].startswith("-") else pk.asc())
-    return order
+    return [t.c[name].desc() if desc else t.c[name].asc() for name, desc in order_key(tv.spec, sort or tv.view["sort"])]
 
 
 async def list_rows(ctx: AppContext, tv: TableView, lq: ListQuery) -> dict[str, Any]:
-    """One page of rows plus the total, the ecosystem's `{"total": n, "rows": [...]}`.
+    """One page of rows plus the total, the ecosystem's `{"total": n, "rows": [...]}`, with the
+    `next` / `prev` cursors of the pages beside it (`app.crud.paging`).
 
-    Big tables (view option `big`) page by keyset (`after` = the last row's sort values), never
-    by a deep OFFSET, and count at most COUNT_CAP rows, saying so with `total_is_estimate`.
+    The count reads at most `list_count_limit` + 1 rows: above the limit `total` is the limit
+    and `total_is_estimate` says so, so counting never grows with the table.
     """
     t = tv.table
     where = where_clauses(tv, lq)
-    cols = [t.c[n] for n in tv.fields if n not in tv.view["confidential"]]
     order = order_by(tv, lq.sort)
-    stmt = select(*cols).where(*where).order_by(*order)
-    big = tv.view.get("big")
-    if big:
-        if lq.after:
-            stmt = stmt.where(_keyset_after(tv, order, lq.after))
-        stmt = stmt.limit(lq.rows)
-        count_stmt = select(func.count()).select_from(select(t.c[tv.pk]).where(*where).limit(COUNT_CAP + 1).subquery())
-    else:
-        stmt = stmt.limit(lq.rows).offset((lq.page - 1) * lq.rows)
-        count_stmt = select(func.count()).select_from(t).where(*where)
+    shown = [n for n in tv.fields if n not in tv.view["confidential"]]
+    cols = [t.c[n] for n in shown] + [o.element for o in order if o.element.name not in shown]
+    limit = ctx.settings.list_count_limit
+    count_stmt = select(func.count()).select_from(select(t.c[tv.pk]).where(*where).limit(limit + 1).subquery())
     async with ctx.db.connect() as conn:
         total = (await conn.execute(count_stmt)).scalar_one()
-        raw_rows = (await conn.execute(stmt)).all()
-    rows = [public(tv, r) for r in raw_rows]
-    result: dict[str, Any] = {"total": min(total, COUNT_CAP) if big else total, "page": lq.page,
-                              "rows_per_page": lq.rows, "rows": rows}
-    if big:
-        result["total_is_estimate"] = total > COUNT_CAP
-        result["next"] = _cursor(order, raw_rows[-1]) if len(raw_rows) == lq.rows else None
-    return result
-
-
-def _cursor(order: list, row: Any) -> str:
-    """The last row's sort values, opaque to the client."""
-    values = [jsonable(row._mapping[o.element.name]) for o in order]
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
-
-
-def _keyset_after(tv: TableView, order: list, cursor: str):
-    """(c1, c2, ..) strictly after the cursor in the ORDER BY's directions, portable SQL."""
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(values, list) or len(values) != len(order):
-            raise ValueError
-        values = [coerce(tv.fields[o.element.name], v) for o, v in zip(order, values, strict=True)]
-    except (ValueError, Invalid, TypeError):
-        raise CrudError(400, "bad list parameters", {"after": "not a cursor of this list"}) from None
-    clauses = []
-    for i, o in enumerate(order):
-        col = o.element
-        later = col < values[i] if o.modifier is operators.desc_op else col > values[i]
-        clauses.append(and_(*[order[j].element == values[j] for j in range(i)], later))
-    return or_(*clauses)
+        raw_rows, next_, prev = await read_page(conn, tv, cols, where, order, lq, nulls_low(ctx.db.dialect.name))
+    return {"total": min(total, limit), "total_is_estimate": total > limit, "page": lq.page,
+            "rows_per_page": lq.rows, "rows": [public(tv, r) for r in raw_rows], "next": next_, "prev": prev}
 
 
 async def code_texts(ctx: AppContext, tv: TableView, rows: list[dict]) -> dict[str, dict[str, str]]:

@@ -128,8 +128,9 @@ def test_every_table_through_forms_and_api(server):
             miss = op.http.get(base, params={"q": "no-such-value-zz"})
             assert row_id not in miss.text
         for col in t["view"]["list_fields"]:
+            want = 200 if col in t["view"]["sortable"] else 400  # sortable: the columns an index orders
             for direction in ("", "-"):
-                assert op.http.get(base, params={"sort": direction + col}).status_code == 200, (table, col)
+                assert op.http.get(base, params={"sort": direction + col}).status_code == want, (table, col)
 
         # edit through the form: change a text field (or re-save) and see it stored
         edit = dict(data)

@@ -61,7 +61,7 @@ def readable_columns(catalog: Catalog, tv: TableView, fields: list[str]) -> tupl
 
 
 async def rows_of(request: Request, tv: TableView, fields: list[str]) -> AsyncIterator[tuple[Any, ...]]:
-    params = {k: v for k, v in request.query_params.items() if k not in ("page", "rows", "after")}
+    params = {k: v for k, v in request.query_params.items() if k not in ("page", "rows", "after", "before")}
     lq = parse_list_query(tv, params, zone_of(request))
     ctx = ctx_of(request)
     cols, joined = readable_columns(ctx.catalog, tv, fields)

@@ -1,4 +1,4 @@
-"""The list page of a table: search, filters, ranges, sort, pages (or a cursor on big tables)."""
+"""The list page of a table: search, filters, ranges, sort, pages (numbered; the next and previous by cursor)."""
 from __future__ import annotations
 
 import math
@@ -26,11 +26,18 @@ def list_page(route: Route) -> list[HTTPRouteHandler]:
         lq = parse_list_query(tv, params, zone_of(request))
         result = await list_rows(ctx, tv, lq)
         texts = await code_texts(ctx, tv, result["rows"])
-        sort = ",".join(lq.sort) if lq.sort else tv.view["sort"][0]
+        sort = ",".join(lq.sort or tv.view["sort"])
 
         def self_url(**changes: Any) -> str:
             merged = {k: v for k, v in {**params, **{k: str(v) for k, v in changes.items()}}.items() if v != ""}
             return f"{tv.base}?{urlencode(merged)}"
+
+        def page_url(n: int) -> str:
+            """Page n: the pages beside this one by their cursors (flat at any depth), others by number."""
+            cursor = {lq.page + 1: ("after", result["next"]), lq.page - 1: ("before", result["prev"])}.get(n)
+            if n > 1 and cursor and cursor[1]:
+                return self_url(page=n, **{"after": "", "before": "", cursor[0]: cursor[1]})
+            return self_url(page=n, after="", before="")
 
         ranges = {k: v for k, v in params.items() if k.endswith(("__from", "__to"))}
         return render(
@@ -38,20 +45,21 @@ def list_page(route: Route) -> list[HTTPRouteHandler]:
             "list.html",
             tv=tv,
             result=result,
-            query={"q": lq.q, "after": lq.after},
+            query={"q": lq.q, "after": lq.after, "before": lq.before},
             ranges=ranges,
             filters={k: str(v) for k, v in lq.filters.items()},
             picked=await picked_options(request, tv, tv.view["filter_fields"], lq.filters),
             sort=sort,
             self_url=self_url,
-            page_url=lambda n: self_url(page=n),
+            page_url=page_url,
             show=display(tv, texts, lang_of(request), zone_of(request)),
             pages=max(1, math.ceil(result["total"] / lq.rows)),
+            pages_label=f"{math.ceil(result['total'] / lq.rows):,}+" if result["total_is_estimate"] else None,
             can_create=not tv.view["noedit"] and can(request, f"{tv.base}/new"),
             can_bulk=not tv.view["noedit"] and can(request, f"{tv.base}/bulk"),
             can_import=not tv.view["noedit"] and can(request, f"{tv.base}/import"),
             bulk_ops=bulk_ops(tv),
-            export_query=urlencode({k: v for k, v in params.items() if k not in ("page", "rows", "after")}),
+            export_query=urlencode({k: v for k, v in params.items() if k not in ("page", "rows", "after", "before")}),
             bulk_done=request.query_params.get("_done"),
         )
 
