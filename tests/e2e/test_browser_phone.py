@@ -2,7 +2,9 @@
 server with the demo catalog (issue 17, point 5): no page is wider than the screen (wide tables
 scroll inside their own box), the header collapses behind a "菜单" toggle on the phone that opens
 the menu with its links and the user and language links, and the RBAC grid's last role column is
-reached by scrolling the grid's own box. Screenshots go to $PIPELINE_SHOTS (or the test's tmp dir);
+reached by scrolling the grid's own box. Each page is also read in the language of the pass: no
+Chinese on an English page, no English UI text on a Chinese one (tests/language_check.py; data
+values excepted). Screenshots go to $PIPELINE_SHOTS (or the test's tmp dir);
 the folder is printed."""
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import html
 import json
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,10 @@ from typing import Any
 import pytest
 from browser_kit import SCREENS, chromium, log_in, need_chromium
 from conftest import make_database
+from language_check import catalogue_phrases, other_language, spec_texts
 from live_server import Browserless, LiveServer, cli, create_offer, prepare, server_env
+
+from app.core.catalog import load_catalog
 
 pytestmark = pytest.mark.browser
 ADMIN, VIEWER = ("olga", "olga-Passw0rd!"), ("vera", "vera-Passw0rd!")
@@ -57,7 +63,7 @@ def server(tmp_path_factory) -> Iterator[LiveServer]:
                     if r["methods"] == ["GET"] and not r["path"].startswith("/api/")})
     _grant(app_url, {"ops.viewer": reads, "finance.auditor": reads[:3], "qa.tester": reads[:1]})
     with LiveServer(env) as srv:
-        srv.manifest = manifest
+        srv.manifest, srv.db_file = manifest, app_url.removeprefix("sqlite:///")
         yield srv
 
 
@@ -138,15 +144,35 @@ def _look(page: Any, shots: Path, name: str) -> str | None:
     return _overflow(page)
 
 
-PASSES = [("phone", "zh"), ("phone", "en"), ("desktop", "zh")]
+PASSES = [("phone", "zh"), ("phone", "en"), ("desktop", "zh"), ("desktop", "en")]
+
+
+@pytest.fixture(scope="module")
+def data_values(server) -> list[str]:
+    """What reads the same in both languages: spec titles and every text value of the demo rows
+    (longest first, so a value inside another is taken out after it)."""
+    catalog = load_catalog(ROOT / "build")
+    values = spec_texts(catalog)
+    with sqlite3.connect(server.db_file) as db:  # the RBAC tables: role keys and user names are data too
+        values.update(f"{org}.{name}" for org, name in db.execute("SELECT orgtypeid, name FROM role"))
+        values.update(name for (name,) in db.execute("SELECT name FROM role"))
+        values.update(name for (name,) in db.execute("SELECT username FROM users"))
+    api = Browserless(server.url)
+    assert api.login(*ADMIN).status_code == 303
+    for route in catalog.routes:
+        if route["kind"] == "api_list":
+            for row in api.api("GET", route["path"] + "?rows=200").json()["rows"]:
+                values.update(v for v in row.values() if isinstance(v, str) and v.strip())
+    return sorted(values, key=len, reverse=True)
 
 
 @pytest.mark.parametrize(("screen", "lang"), PASSES, ids=[f"{s}-{lang}" for s, lang in PASSES])
-def test_no_page_is_wider_than_the_screen(chrome, server, pages, shots, screen, lang):
+def test_no_page_is_wider_than_the_screen(chrome, server, pages, shots, data_values, screen, lang):
     context = _context(chrome, server, screen)
     page = context.new_page()
     page.shot_prefix = f"{screen}-{lang}"
     wide: dict[str, str] = {}
+    english, mixed = catalogue_phrases(), []
     page.goto(f"/lang/{lang}")
     page.goto("/login")
     if (why := _look(page, shots, "login")) is not None:
@@ -159,6 +185,8 @@ def test_no_page_is_wider_than_the_screen(chrome, server, pages, shots, screen, 
             page.wait_for_selector("#swagger-ui .opblock", timeout=20000)
         if (why := _look(page, shots, name)) is not None:
             wide[name] = why
+        if name != "docs":  # the distributor API's documentation is English for everyone
+            mixed += [f"{name} ({path}): {t}" for t in other_language(page.content(), lang, data_values, english)]
 
     # a new key is shown once with its curl command: the key page at its widest
     page.goto(pages["key"])
@@ -167,6 +195,7 @@ def test_no_page_is_wider_than_the_screen(chrome, server, pages, shots, screen, 
     assert page.locator("#secret-value").is_visible(), page.inner_text("main")[:500]
     if (why := _look(page, shots, "key-new")) is not None:
         wide["key-new"] = why
+    mixed += [f"key-new: {t}" for t in other_language(page.content(), lang, data_values, english)]
 
     # a viewer opening an edit page: the 403 page
     page.context.clear_cookies()
@@ -175,7 +204,9 @@ def test_no_page_is_wider_than_the_screen(chrome, server, pages, shots, screen, 
     assert page.goto(pages["pipeline-edit"]).status == 403
     if (why := _look(page, shots, "403")) is not None:
         wide["403"] = why
+    mixed += [f"403: {t}" for t in other_language(page.content(), lang, data_values, english)]
     context.close()
+    assert not mixed, f"{len(mixed)} texts of the other language on {lang} pages:\n" + "\n".join(mixed[:40])
     assert not wide, f"{len(wide)} of {len(pages) + 3} pages are wider than the {screen} screen ({lang}):\n" + \
         "\n".join(f"  {name} ({pages.get(name, '')}): {why}" for name, why in wide.items())
 

@@ -8,7 +8,6 @@ delete, import), the RBAC admin, the module pages, 403, 404, and the answers of 
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -19,87 +18,10 @@ from app.core.context import AppContext
 from app.auth import rbac
 from app.core.db import make_engine
 from helpers import ADMIN_PASSWORD, ROOT, csrf_of
+from language_check import HAN, PLACEHOLDER, catalogue_phrases, other_language, spec_texts, visible
 
 SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-HAN = re.compile(r"[\u3400-\u9fff\uff01-\uff5e\u3001-\u3011]+")
-PLACEHOLDER = re.compile(r"\{[^}]*\}")
 FILE = "__file__"  # a form's upload (CSV text)
-VISIBLE_ATTRS = ("title", "placeholder", "aria-label", "alt", "data-confirm", "data-picker-more",
-                 "data-picker-none", "data-picker-denied")
-# English that is the same in a Chinese UI: names, formats, units
-NEUTRAL = {"api", "json", "csv", "xlsx", "id", "ok", "utc", "url", "http", "https", "sql", "ip", "h", "ms"}
-
-
-class _Visible(HTMLParser):
-    """Text a person reads: text nodes outside script/style, and the visible attributes."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-        self._skipping: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in ("script", "style", "code", "pre") or dict(attrs).get("lang") and tag != "html":
-            self._skip += 1  # code, and text marked as another language (the language switch)
-            self._skipping.append(tag)
-        for name, value in attrs:
-            if value and (name in VISIBLE_ATTRS or name == "value" and dict(attrs).get("type") == "submit"):
-                self.parts.append(value)
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._skipping and tag == self._skipping[-1]:
-            self._skipping.pop()
-            self._skip -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip and data.strip():
-            self.parts.append(data.strip())
-
-
-def visible(html: str, data: list[str]) -> list[str]:
-    parser = _Visible()
-    parser.feed(html)
-    out = []
-    for part in parser.parts:
-        for value in data:
-            if value in part:
-                part = re.sub(r"(?<![A-Za-z])" + re.escape(value) + r"(?![A-Za-z])", " ", part)
-        out.append(part)
-    return out
-
-
-def catalogue_phrases() -> list[re.Pattern]:
-    """The catalogue's English msgids, as the runs of words a Chinese page must not show."""
-    with (ROOT / "app/locale/zh/LC_MESSAGES/messages.po").open("rb") as f:
-        catalog = read_po(f)
-    phrases = set()
-    for message in catalog:
-        if not message.id or not isinstance(message.id, str):
-            continue
-        for piece in PLACEHOLDER.split(message.id):
-            words = re.findall(r"[A-Za-z][A-Za-z'-]+", piece)
-            if words and any(w.lower() not in NEUTRAL for w in words) and len(" ".join(words)) >= 4:
-                phrases.add(" ".join(words))
-    return [re.compile(r"(?<![A-Za-z])" + r"\W+".join(map(re.escape, p.split())) + r"(?![A-Za-z])")
-            for p in sorted(phrases, key=len, reverse=True)]
-
-
-def spec_texts(catalog) -> set[str]:
-    """Spec titles and comments: data of the specs, shown as the spec gives them."""
-    texts = set()
-    for tv in catalog.tables.values():
-        spec = tv.spec
-        texts.update([spec.title or "", *dict(spec.titles).values()])
-        for f in spec.fields:
-            texts.update([f.title or "", *dict(f.titles).values(), *(f.comments or "").split(" / ")])
-            for c in f.choices or ():
-                texts.update([c.title or "", *dict(c.titles).values()])
-    for mod in catalog.modules:
-        texts.update([mod.get("title") or "", *(mod.get("titles") or {}).values()])
-    return {t for t in texts if t.strip()}
-
 
 async def _pages(admin) -> list[tuple[str, str, str, dict | None]]:
     """(label, method, path, form) of every page and failed save the walk reads."""
@@ -190,14 +112,7 @@ async def test_every_page_speaks_one_language(admin):
         for label, method, path, form in pages:
             status, html = await _fetch(admin, method, path, form)
             seen_status[label] = status
-            for text in visible(html, values):
-                if lang == "en" and HAN.search(text):
-                    problems.append(f"en {label} {path}: {HAN.findall(text)} in {text[:120]!r}")
-                if lang == "zh":
-                    hits = [p.pattern for p in english if p.search(text)]
-                    sentence = re.search(r"[A-Za-z]+(?:[ ,;:'-]+[A-Za-z]+){2,}", text)
-                    if hits or sentence:
-                        problems.append(f"zh {label} {path}: {text[:120]!r}")
+            problems += [f"{lang} {label} {path}: {p}" for p in other_language(html, lang, values, english)]
     await admin.logout()
     engine = make_engine(admin.ctx.settings.rbac_database)
     await rbac.add_user(engine, "guest", ADMIN_PASSWORD, "demo.guest")  # a role with no grant
