@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,7 +44,7 @@ VENVS = Path("/tmp/pipeline-bench-peers")
 PEERS = HERE / "peers"
 PASSWORD = "bench-Passw0rd!"
 PACKAGES = {
-    "sqladmin": ["sqladmin==0.32.*", "uvicorn[standard]", "aiomysql", "sqlalchemy"],
+    "sqladmin": ["sqladmin==0.32.*", "uvicorn[standard]", "aiomysql", "sqlalchemy[asyncio]"],
     "django": ["django==5.2.*", "gunicorn", "pymysql"],
 }
 LABELS = ["code", "name", "status", "owner", "published version", "created at"]
@@ -130,8 +131,16 @@ class Server:
     env: dict[str, str]
     cwd: Path
     probe: str  # a path that answers once the server is up
-    urls: Callable[[int], dict[str, str]]  # deep page number → page kind → path
     login: Callable[[httpx.Client], None]
+    base: str  # the list's path
+    deep: Callable[[int], str]  # page number → its path
+    search: str  # the query parameter of a search
+    filter: str  # the query parameter of the status filter
+
+    def paths(self, deep: int) -> dict[str, str]:
+        """Page kind → path: the first page, page `deep`, the search, the filter."""
+        return {"first": self.base, "deep": self.deep(deep), "search": f"{self.base}?{self.search}={SEARCH}",
+                "filter": f"{self.base}?{self.filter}={FILTER}"}
 
 
 def login_ours(http: httpx.Client) -> None:
@@ -162,18 +171,15 @@ def servers(run: Scratch, names: list[str]) -> list[Server]:
     peer_env = {**os.environ, "PEER_DB": db, "PEER_PASSWORD": PASSWORD}
     if "ours" in names:
         out.append(Server("ours", [str(BIN / "pipeline-app"), "serve", "--workers", "1", "--port"], run.env, ROOT,
-                          "/healthz", lambda deep: {
-                              "first": OURS_LIST, "deep": ours_deep(deep), "search": f"{OURS_LIST}?q={SEARCH}",
-                              "filter": f"{OURS_LIST}?status={FILTER}"}, login_ours))
+                          "/healthz", login_ours, OURS_LIST, ours_deep, "q", "status"))
     if "sqladmin" in names:
         bin_ = venv("sqladmin")
         base = "/admin/pipeline/list"
         out.append(Server("sqladmin", [str(bin_ / "uvicorn"), "sqladmin_app:app", "--app-dir", str(PEERS),
                                        "--workers", "1", "--no-access-log", "--log-level", "warning", "--port"],
                           {**peer_env, "PEER_DB": db.replace("mysql://", "mysql+aiomysql://", 1)}, PEERS,
-                          "/admin/login", lambda deep: {
-                              "first": base, "deep": f"{base}?page={deep}", "search": f"{base}?search={SEARCH}",
-                              "filter": f"{base}?status={FILTER}"}, login_sqladmin))
+                          "/admin/login", login_sqladmin, base, lambda n: f"/admin/pipeline/list?page={n}",
+                          "search", "status"))
     if "django" in names:
         bin_ = venv("django")
         env = {**peer_env, "DJANGO_SETTINGS_MODULE": "django_site.settings",
@@ -184,9 +190,8 @@ def servers(run: Scratch, names: list[str]) -> list[Server]:
         base = "/admin/django_site/pipeline/"
         out.append(Server("django", [str(bin_ / "gunicorn"), "--workers", "1", "--threads", "8",
                                      "django_site.wsgi:application", "--bind"], env, PEERS,
-                          "/admin/login/", lambda deep: {
-                              "first": base, "deep": f"{base}?p={deep}", "search": f"{base}?q={SEARCH}",
-                              "filter": f"{base}?status__exact={FILTER}"}, login_django))
+                          "/admin/login/", login_django, base, lambda n: f"/admin/django_site/pipeline/?p={n}",
+                          "q", "status__exact"))
     return out
 
 
@@ -290,10 +295,10 @@ def check_ours_next(http: httpx.Client) -> None:
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, cookie: str, seconds: int, connections: int, threads: int) -> dict:
+def wrk(url: str, cookie: str, seconds: int, opts: argparse.Namespace) -> dict:
     """wrk on one address → req/s, p99 ms, count of non-2xx answers and socket errors."""
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s",
-                          "-s", str(HERE / "get.lua"), "-H", f"Cookie: {cookie}", url],
+    out = subprocess.run([opts.wrk, f"-t{opts.threads}", f"-c{opts.connections}", f"-d{seconds}s", "--latency",
+                          "--timeout", "30s", "-s", str(HERE / "get.lua"), "-H", f"Cookie: {cookie}", url],
                          capture_output=True, text=True).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -322,17 +327,17 @@ def measure(run: Scratch, server: Server, rows: int, opts: argparse.Namespace) -
             server.login(http)
             if server.name == "ours":
                 check_ours_next(http)
-            paths = server.urls(deep)
+            paths = server.paths(deep)
             for kind in KINDS:
                 page = http.get(paths[kind])
                 if page.status_code != 200:
                     sys.exit(f"{server.name} {kind}: HTTP {page.status_code} for {paths[kind]}")
                 check(server.name, kind, page.text, expected(run, kind, deep))
             cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies.jar)
-        wrk(url + paths["first"], cookie, 2, opts.connections, opts.threads)  # warm-up
+        wrk(url + paths["first"], cookie, 2, opts)  # warm-up
         results = {}
         for kind in KINDS:
-            r = wrk(url + paths[kind], cookie, opts.duration, opts.connections, opts.threads)
+            r = wrk(url + paths[kind], cookie, opts.duration, opts)
             if r["failed"] != 0 or r["rps"] == 0:
                 sys.exit(f"{server.name} {kind}: {r['failed']} non-2xx answers\n{r['raw']}")
             results[kind] = r
@@ -371,11 +376,12 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mariadb", default=os.environ.get("PIPELINE_TEST_MARIADB", "mysql://root@127.0.0.1:3306"))
+    ap.add_argument("--wrk", default=os.environ.get("WRK", "wrk"), help="the wrk command (default: $WRK or wrk)")
     ap.add_argument("--keep", action="store_true", help="keep the database and the folder (logs)")
     opts = ap.parse_args()
     sizes = sorted(int(n.replace("_", "")) for n in opts.rows.split(","))
     names = [n.strip() for n in opts.servers.split(",")]
-    if subprocess.run(["which", "wrk"], capture_output=True).returncode:
+    if not shutil.which(opts.wrk):
         sys.exit("wrk is missing: apt-get install -y wrk")
     with scratch(opts.mariadb, "peers", PASSWORD, keep=opts.keep) as run:
         lineup = servers(run, names)
