@@ -12,9 +12,11 @@ threads), both set up as our list is (bench/peers/: the same 6 columns, 20 rows 
 first, search on code/name/owner, a status filter). Pipeline-App runs as `pipeline-app serve`
 with 1 worker. One server runs at a time: it is started on a free port, logged in (its session
 cookie goes to wrk as a header), each page kind is checked to show the same 20 rows (the codes
-a direct SQL query expects, in order) and the 6 column headers, then wrk (-t2 -c16 -d10s) loads
-it per page kind: first page, a deep page (150 at 10,000 rows; 25,000, i.e. 500,000 rows deep, at
-1,000,000), a search and the filter. It prints req/s and p99 per server and ours ÷ the best peer.
+a direct SQL query expects, in order) and the 6 column headers, then wrk (-t2 -c16 -d10s; 60 s
+above 10,000 rows) loads it per page kind: first page, a deep page (150 at 10,000 rows; 25,000,
+i.e. 500,000 rows deep, at 1,000,000), a search and the filter. It prints req/s and p99 per
+server and ours ÷ the best peer. The database is dropped at the end (`--keep` keeps it).
+wrk is `wrk` on the PATH, or `--wrk` / `$WRK`.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from harness import BIN, ROOT, Scratch, scratch  # noqa: E402
+from dist_admit import UNITS, cpu_seconds  # noqa: E402
 from html_table import shown  # noqa: E402
 from live_server import Browserless, free_port  # noqa: E402
 
@@ -245,11 +248,10 @@ def check_ours_next(http: httpx.Client) -> None:
 
 # ---- load ----------------------------------------------------------------------------------------
 
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def wrk(url: str, cookie: str, seconds: int, opts: argparse.Namespace) -> dict:
-    """wrk on one address → req/s, p99 ms, count of non-2xx answers and socket errors."""
+def wrk(url: str, cookie: str, seconds: int, opts: argparse.Namespace, pid: int) -> dict:
+    """wrk on one address → req/s, p99 ms, the server's CPU ms per request (process `pid` and its
+    children: what the shared machine's other load moves least), non-2xx answers, socket errors."""
+    cpu = cpu_seconds(pid)
     out = subprocess.run([opts.wrk, f"-t{opts.threads}", f"-c{opts.connections}", f"-d{seconds}s", "--latency",
                           "--timeout", "120s", "-s", str(HERE / "get.lua"), "-H", f"Cookie: {cookie}", url],
                          capture_output=True, text=True).stdout
@@ -258,10 +260,12 @@ def wrk(url: str, cookie: str, seconds: int, opts: argparse.Namespace) -> dict:
     failed = re.search(r"failed=(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     done = re.search(r"(\d+) requests in", out)
-    return {"rps": float(rps.group(1)) if rps else 0.0,
+    requests = int(done.group(1)) if done else 0
+    return {"cpu_ms": 1000 * (cpu_seconds(pid) - cpu) / requests if requests else float("nan"),
+            "rps": float(rps.group(1)) if rps else 0.0,
             "p99": float(p99.group(1)) * UNITS[p99.group(2)] if p99 else float("nan"),
             "failed": int(failed.group(1)) if failed else -1, "errors": errors.group(1) if errors else "",
-            "requests": int(done.group(1)) if done else 0, "raw": out}
+            "requests": requests, "raw": out}
 
 
 KINDS = ["first", "deep", "search", "filter"]
@@ -295,15 +299,15 @@ def measure(run: Scratch, server: Server, rows: int, opts: argparse.Namespace) -
             cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies.jar)
         seconds = seconds_of(rows, opts)
         if rows <= 10_000:
-            wrk(url + paths["first"], cookie, 2, opts)  # warm-up (on a big table the checks did that)
+            wrk(url + paths["first"], cookie, 2, opts, proc.pid)  # warm-up (on a big table the checks did that)
         results = {}
         for kind in KINDS:
-            r = wrk(url + paths[kind], cookie, seconds, opts)
+            r = wrk(url + paths[kind], cookie, seconds, opts, proc.pid)
             if r["failed"] != 0 or "RESULT" not in r["raw"]:
                 sys.exit(f"{server.name} {kind}: {r['failed']} non-2xx answers\n{r['raw']}")
             results[kind] = r
-            print(f"  {server.name:9s} {kind:7s} {r['rps']:8.1f} req/s  p99 {r['p99']:8.1f} ms"
-                  f"  ({r['requests']} requests)"
+            print(f"  {server.name:9s} {kind:7s} {r['rps']:8.1f} req/s  p99 {r['p99']:8.1f} ms  server CPU "
+                  f"{r['cpu_ms']:6.2f} ms/request  ({r['requests']} requests)"
                   f"{'  socket errors: ' + r['errors'] if r['errors'] else ''}", flush=True)
         return results
     finally:
@@ -311,7 +315,8 @@ def measure(run: Scratch, server: Server, rows: int, opts: argparse.Namespace) -
 
 
 def report(rows: int, results: dict[str, dict[str, dict]], opts: argparse.Namespace) -> None:
-    """The table of one size: req/s and p99 per server and page kind, ours ÷ the best peer's req/s."""
+    """The table of one size: req/s, p99 and server CPU per request per server and page kind; ours ÷
+    the best peer's req/s (above 1: ours serves more) and CPU (below 1: ours spends less)."""
     deep = deep_page(rows)
     names = list(results)
     peers = [n for n in names if n != "ours"]
@@ -319,14 +324,17 @@ def report(rows: int, results: dict[str, dict[str, dict]], opts: argparse.Namesp
              "filter": f"filter status={FILTER}"}
     print(f"\n{rows:,} rows, wrk -t{opts.threads} -c{opts.connections} -d{seconds_of(rows, opts)}s, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'page':22s}" + "".join(f"{n + ' req/s':>15s}{'p99 ms':>9s}" for n in names)
-          + ("   ours ÷ best peer" if "ours" in names and peers else ""))
+    both = "ours" in names and peers
+    print(f"{'page':22s}" + "".join(f"{n + ' req/s':>15s}{'p99 ms':>9s}{'CPU ms':>8s}" for n in names)
+          + ("   ours ÷ best: req/s  CPU" if both else ""))
     for kind, title in kinds.items():
-        line = f"{title:22s}" + "".join(f"{results[n][kind]['rps']:15.1f}{results[n][kind]['p99']:9.1f}"
-                                        for n in names)
-        if "ours" in names and peers:
-            best = max(results[n][kind]["rps"] for n in peers)
-            line += f"   {results['ours'][kind]['rps'] / best:.2f}" if best else "   -"
+        r = {n: results[n][kind] for n in names}
+        line = f"{title:22s}" + "".join(f"{r[n]['rps']:15.1f}{r[n]['p99']:9.1f}{r[n]['cpu_ms']:8.2f}" for n in names)
+        if both:
+            fastest = max(r[n]["rps"] for n in peers)
+            cheapest = min((r[n]["cpu_ms"] for n in peers if r[n]["requests"]), default=float("nan"))
+            line += f"{r['ours']['rps'] / fastest:18.2f}" if fastest else f"{'-':>18s}"
+            line += f"{r['ours']['cpu_ms'] / cheapest:6.2f}"
         print(line)
 
 
