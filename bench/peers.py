@@ -256,14 +256,14 @@ def wrk(url: str, cookie: str, seconds: int, opts: argparse.Namespace, pid: int)
                           "--timeout", "120s", "-s", str(HERE / "get.lua"), "-H", f"Cookie: {cookie}", url],
                          capture_output=True, text=True).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
     failed = re.search(r"failed=(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     done = re.search(r"(\d+) requests in", out)
     requests = int(done.group(1)) if done else 0
     return {"cpu_ms": 1000 * (cpu_seconds(pid) - cpu) / requests if requests else float("nan"),
             "rps": float(rps.group(1)) if rps else 0.0,
-            "p99": float(p99.group(1)) * UNITS[p99.group(2)] if p99 else float("nan"),
+            "p99": float(p99.group(1)) * {**UNITS, "m": 60_000.0}[p99.group(2)] if p99 else float("nan"),
             "failed": int(failed.group(1)) if failed else -1, "errors": errors.group(1) if errors else "",
             "requests": requests, "raw": out}
 
