@@ -38,8 +38,8 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import BIN, ROOT, Scratch, scratch  # noqa: E402
 from dist_admit import UNITS, cpu_seconds  # noqa: E402
+from harness import BIN, ROOT, Scratch, scratch  # noqa: E402
 from html_table import shown  # noqa: E402
 from live_server import Browserless, free_port  # noqa: E402
 
