@@ -195,7 +195,7 @@ def servers(run: Scratch, names: list[str]) -> list[Server]:
                                      "django_site.wsgi:application", "--bind"], env, PEERS,
                           "/admin/login/", login_django, base, lambda n: f"/admin/django_site/pipeline/?p={n}",
                           "q", "status__exact"))
-    return out
+    return sorted(out, key=lambda s: names.index(s.name))  # measured in the order asked for
 
 
 def start(server: Server, log: Path) -> tuple[subprocess.Popen, str]:
@@ -345,7 +345,7 @@ def report(rows: int, results: dict[str, dict[str, dict]], opts: argparse.Namesp
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", default="10000,1000000", help="table sizes, comma-separated, ascending")
-    ap.add_argument("--servers", default="ours,sqladmin,django")
+    ap.add_argument("--servers", default="ours,sqladmin,django", help="which, in the order they are measured")
     ap.add_argument("--duration", type=int, default=10, help="seconds of wrk per page kind, up to 10,000 rows")
     ap.add_argument("--big-duration", type=int, default=60,
                     help="the same above 10,000 rows, where one page can take seconds under 16 connections")
