@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core import table_versions
@@ -218,8 +219,9 @@ _LOST = frozenset({2002, 2003, 2006, 2013, 2055})
 
 def is_unavailable(exc: BaseException) -> bool:
     """Is `exc` "the database cannot be reached" (answer 503 and retry later), on any driver,
-    through SQLAlchemy or from a raw pool?"""
-    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)):
+    through SQLAlchemy or from a raw pool? A pool with no free connection for its whole timeout
+    counts too: the server is overloaded, and a later try may well succeed."""
+    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError, PoolTimeout)):
         return True
     orig = getattr(exc, "orig", exc)
     code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None

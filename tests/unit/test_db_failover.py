@@ -86,3 +86,19 @@ async def test_no_host_answering_is_unavailable_and_a_broken_connection_is_dropp
             assert (await cur.fetchone())[0] != first
     finally:
         await store.close()
+
+
+async def test_a_pool_with_no_free_connection_is_unavailable_not_an_internal_error(mariadb_url):
+    """Under overload a request may wait the pool's whole timeout for a connection: that is a 503
+    with Retry-After (try again), never a 500 with a traceback."""
+    import sqlalchemy.exc
+
+    engine = make_engine(mariadb_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    try:
+        async with engine.connect():
+            with pytest.raises(sqlalchemy.exc.TimeoutError) as caught:
+                async with engine.connect():
+                    pass
+        assert is_unavailable(caught.value)
+    finally:
+        await engine.dispose()
