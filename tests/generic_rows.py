@@ -1,20 +1,15 @@
 """The list rows as list.html rendered them before build/templates/rows/: a loop over the columns
-with one `show()` (app.web.views.common.display) per cell. Only the equivalence test and
+with one `show()` (app.web.views.common.display) per cell (fixtures/generic_rows.html). Only the equivalence test and
 bench/list_profile.py --generic use it, to hold the compiled rows to the old output and speed."""
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-GENERIC_ROWS = """{% for row in result.rows %}
-    <tr>
-    {% if can_bulk %}<td><input type="checkbox" name="ids" value="{{ row[tv.pk] }}" form="bulk" aria-label="{{ _('Select') }} {{ row[tv.pk] }}"></td>{% endif %}
-    {% for name in tv.view.list_fields %}
-      <td class="t-{{ tv.fields[name].type }}">{% if loop.first %}<a href="{{ tv.base }}/{{ row[tv.pk] }}">{% endif %}{{ show(name, row) }}{% if loop.first %}</a>{% endif %}</td>
-    {% endfor %}
-    </tr>
-{% endfor %}"""
+GENERIC_ROWS = Path(__file__).parent / "fixtures" / "generic_rows.html"
+
 
 
 @contextmanager
@@ -24,7 +19,7 @@ def generic_rows(web_app: Any) -> Iterator[None]:
     from app.web.views import list as list_view
     from app.web.views.common import display
 
-    template = web_app.template_engine.engine.from_string(GENERIC_ROWS)
+    template = web_app.template_engine.engine.from_string(GENERIC_ROWS.read_text(encoding="utf-8"))
     compiled = list_view.render
 
     def render(request: Any, name: str, **context: Any) -> Any:
