@@ -1,6 +1,7 @@
-"""The list rows as list.html rendered them before build/templates/rows/: a loop over the columns
-with one `show()` (app.web.views.common.display) per cell (fixtures/generic_rows.html). Only the equivalence test and
-bench/list_profile.py --generic use it, to hold the compiled rows to the old output and speed."""
+"""The list rows as list.html rendered them before build/templates/rows/: a loop over the
+columns with one `show()` (app.web.views.common.display) per cell (generic_rows.html beside this
+file). Only the equivalence test and bench/list_profile.py --generic use it, to hold the compiled
+rows to the old output and speed."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -8,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-GENERIC_ROWS = Path(__file__).parent / "fixtures" / "generic_rows.html"
+GENERIC_ROWS = Path(__file__).with_suffix(".html")
 
 
 
