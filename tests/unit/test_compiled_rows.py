@@ -18,6 +18,7 @@ from sqlalchemy import insert, text
 from app.core.catalog import TableView, load_catalog
 from app.core.db import make_engine
 from app.web.app import require_rows_templates
+from generators.rows import lit
 from helpers import ROOT
 
 ON_MARIADB = pytest.mark.parametrize("db_url", ["mariadb"], indirect=True)
@@ -123,3 +124,10 @@ def test_a_build_without_a_tables_rows_refuses_to_start(tmp_path):
     (build / "templates" / "rows" / "pipeline_core" / "pipelines.html").unlink()
     with pytest.raises(RuntimeError, match="pipeline_core/pipelines: run ./build.sh"):
         require_rows_templates(catalog, build)
+
+
+@pytest.mark.parametrize("label", ["a}}b", "it's", "x\\y", "中文 {% raw %}", "100%", "a\nb", "{#c#}"])
+def test_a_label_is_written_as_the_text_it_is(label):
+    from jinja2 import Environment
+
+    assert Environment().from_string(f"{{{{ {lit(label)} }}}}").render() == label
