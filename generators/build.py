@@ -12,6 +12,7 @@ from generators.loader import load_specs
 from generators.locale import compile_catalogues
 from generators.manifest import write_manifest
 from generators.raw_spec import parse_spec
+from generators.rows import write_rows
 
 DIALECT_FILES = ("mysql", "sqlite", "postgresql")
 RBAC_MODELS = "rbac"
@@ -24,8 +25,8 @@ def app_model_dirs(root: Path) -> list[Path]:
 
 
 def build(root: Path) -> Path:
-    """Write build/ddl/{app,rbac}.<dialect>.sql, the manifest (RBAC tables apart), the forms and
-    the compiled message catalogues (build/locale/) via a temp folder.
+    """Write build/ddl/{app,rbac}.<dialect>.sql, the manifest (RBAC tables apart), the forms, the
+    list rows (build/templates/rows/) and the compiled message catalogues (build/locale/) via a temp folder.
 
     A spec error raises before anything is moved into place, so build/ is never half-written.
     """
@@ -44,6 +45,7 @@ def build(root: Path) -> Path:
         print(f"warning: {warning}", file=sys.stderr)
     served = [parse_spec(t["spec"], name) for name, t in manifest["tables"].items()]  # as the views label them
     write_forms(root, served, {name: t["view"] for name, t in manifest["tables"].items()}, tmp)
+    write_rows(served, manifest["tables"], tmp)
     compile_catalogues(root, tmp)
     old = root / "build.old"
     shutil.rmtree(old, ignore_errors=True)

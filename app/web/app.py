@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import re
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from litestar import Litestar, Request, get
@@ -17,7 +18,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from app.core.catalog import load_catalog
+from app.core.catalog import Catalog, load_catalog
 from app.core.config import ROOT, Settings, load_settings
 from app.core.context import AppContext
 from app.core.hooks import hook
@@ -27,6 +28,7 @@ from app.web.errors import http_exception_handler, internal_error_handler
 from app.core.i18n import Msg, load_translations
 from app.web.ui import LANG_COOKIE, LANGS, register_globals
 from app.web.views.common import crud_error_handler
+from app.web.views.list import rows_template_of
 
 
 @get("/lang/{code:str}", include_in_schema=False)
@@ -56,6 +58,15 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def require_rows_templates(catalog: Catalog, build_dir: Path) -> None:
+    """Refuse to start on a build/ without a table's compiled list rows (nothing compiles them
+    while serving): an old build/ would otherwise fail on the first list page instead."""
+    missing = [f"{tv.module}/{tv.name}" for tv in catalog.tables.values()
+               if not (build_dir / "templates" / rows_template_of(tv)).is_file()]
+    if missing:
+        raise RuntimeError(f"{build_dir} has no compiled list rows for {', '.join(missing)}: run ./build.sh")
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """The one place that assembles the app: the manifest's routes, the app's own pages, and
     the plugins the manifest's modules register (their `plugins` hook)."""
@@ -69,8 +80,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     plugins = [p for module in catalog.modules for p in hook(module["name"], "plugins")]
     keyed = tuple(p.keyed_prefix for p in plugins if getattr(p, "keyed_prefix", None))
     ctx = AppContext(settings, catalog, keyed_prefixes=keyed)
+    require_rows_templates(catalog, settings.build_dir)
     template_config = TemplateConfig(
-        directory=[ROOT / "templates", settings.build_dir / "forms"],
+        directory=[ROOT / "templates", settings.build_dir / "forms", settings.build_dir / "templates"],
         engine=JinjaTemplateEngine,
         engine_callback=lambda engine: register_globals(engine.engine),
     )

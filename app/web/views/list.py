@@ -9,16 +9,23 @@ from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Template
 
+from app.core.catalog import TableView
 from app.core.context import ctx_of
 from app.crud.query import code_texts, list_rows, parse_list_query
 from app.web.render import render
-from app.web.ui import lang_of, zone_of
+from app.web.ui import zone_of
 from app.web.views.bulk import bulk_ops
-from app.web.views.common import Route, can, display, picked_options
+from app.web.views.common import Route, can, picked_options
+
+
+def rows_template_of(tv: TableView) -> str:
+    """The table's `<tbody>` rows, compiled by the build (generators/rows.py)."""
+    return f"rows/{tv.module}/{tv.name}.html"
 
 
 def list_page(route: Route) -> list[HTTPRouteHandler]:
     tv = route.table
+    rows_template = rows_template_of(tv)
 
     async def handler(request: Request) -> Template:
         ctx = ctx_of(request)
@@ -52,7 +59,8 @@ def list_page(route: Route) -> list[HTTPRouteHandler]:
             sort=sort,
             self_url=self_url,
             page_url=page_url,
-            show=display(tv, texts, lang_of(request), zone_of(request)),
+            texts=texts,
+            rows_template=rows_template,
             pages=max(1, math.ceil(result["total"] / lq.rows)),
             pages_label=f"{math.ceil(result['total'] / lq.rows):,}+" if result["total_is_estimate"] else None,
             can_create=not tv.view["noedit"] and can(request, f"{tv.base}/new"),
