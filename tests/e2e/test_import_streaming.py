@@ -143,7 +143,7 @@ def test_a_million_row_xlsx_is_refused_quickly_while_distributors_are_served(ser
         r, took = preview(op, "million.xlsx", content)
         ended = time.monotonic()
         time.sleep(0.1)  # an admission asked at the very end is answered too
-    assert r.status_code == 413 and f"每次导入最多 {ROWS_LIMIT} 行" in r.text, (r.status_code, r.text[-500:])  # the page speaks Chinese
+    assert r.status_code == 413 and f"每次导入最多 {ROWS_LIMIT} 行" in r.text, (r.status_code, r.text[-500:])
     assert took < 2.0 * slack(), f"refused after {took:.2f} s (load {os.getloadavg()[0]:.1f})"
     assert not probe.failures, probe.failures
     worst = Probe.worst(probe.admissions, started, ended)
