@@ -21,6 +21,9 @@ wrk is `wrk` on the PATH, or `--wrk` / `$WRK`.
 from __future__ import annotations
 
 import argparse
+import base64
+import html
+import json
 import os
 import re
 import shutil
@@ -32,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
@@ -42,6 +46,8 @@ from dist_admit import UNITS, cpu_seconds  # noqa: E402
 from harness import BIN, ROOT, Scratch, scratch  # noqa: E402
 from html_table import shown  # noqa: E402
 from live_server import Browserless, free_port  # noqa: E402
+
+from app.crud.rows import jsonable  # noqa: E402
 
 VENVS = Path("/tmp/pipeline-bench-peers")
 PEERS = HERE / "peers"
@@ -57,10 +63,20 @@ STATUSES = ["draft", "active", "disabled"]
 OURS_LIST = "/pipeline_core/pipelines"
 
 
-def ours_deep(page: int) -> str:
-    """The address of our list's page `page`, built as its "next" links are (the one place to
-    change when paging changes; `check_ours_next` fails the run if the links moved on)."""
-    return f"{OURS_LIST}?page={page}"
+def ours_deep(run: Scratch, page: int) -> str:
+    """The address of our list's page `page` as its "next" links build it: the page number and the
+    `after` cursor of the previous page's last row (the one place to change when paging changes;
+    `check_ours_next` fails the run if the links moved on)."""
+    if page == 1:
+        return OURS_LIST
+    conn = run.connect()
+    cur = conn.cursor()
+    cur.execute("SELECT created_at, id FROM pipelines ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET %s",
+                ((page - 1) * 20 - 1,))
+    created_at, row_id = cur.fetchone()
+    conn.close()
+    cursor = base64.urlsafe_b64encode(json.dumps([jsonable(created_at), row_id]).encode()).decode()
+    return f"{OURS_LIST}?{urlencode({'page': page, 'after': cursor})}"
 
 
 def venv(name: str) -> Path:
@@ -174,7 +190,7 @@ def servers(run: Scratch, names: list[str]) -> list[Server]:
     peer_env = {**os.environ, "PEER_DB": db, "PEER_PASSWORD": PASSWORD}
     if "ours" in names:
         out.append(Server("ours", [str(BIN / "pipeline-app"), "serve", "--workers", "1", "--port"], run.env, ROOT,
-                          "/healthz", login_ours, OURS_LIST, ours_deep, "q", "status"))
+                          "/healthz", login_ours, OURS_LIST, lambda n: ours_deep(run, n), "q", "status"))
     if "sqladmin" in names:
         bin_ = venv("sqladmin")
         base = "/admin/pipeline/list"
@@ -240,9 +256,9 @@ def check(name: str, kind: str, html: str, want: list[str]) -> None:
         sys.exit(f"{name} {kind}: rows {codes}, expected {want}")
 
 
-def check_ours_next(http: httpx.Client) -> None:
+def check_ours_next(run: Scratch, http: httpx.Client) -> None:
     """Our first page links its second as `ours_deep(2)` does, or the deep page measures the wrong URL."""
-    if f'href="{ours_deep(2)}" rel="next"' not in http.get(OURS_LIST).text:
+    if f'href="{html.escape(ours_deep(run, 2))}" rel="next"' not in http.get(OURS_LIST).text:
         sys.exit("our list's next link is no longer ours_deep(2): update ours_deep()")
 
 
@@ -289,7 +305,7 @@ def measure(run: Scratch, server: Server, rows: int, opts: argparse.Namespace) -
         with httpx.Client(base_url=url, timeout=60, follow_redirects=False) as http:
             server.login(http)
             if server.name == "ours":
-                check_ours_next(http)
+                check_ours_next(run, http)
             paths = server.paths(deep)
             for kind in KINDS:
                 page = http.get(paths[kind])
