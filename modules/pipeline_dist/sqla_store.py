@@ -82,10 +82,12 @@ class SqlaTx:
             # locks (a burst of refusals would otherwise take turns on them); room is decided locked
             committed = await self.counters(ids)
             if hit_limit(limits, committed) is not None:
+                await self._no_twin(usage)
                 return False, committed
         await self.conn.execute(upsert(self.conn.dialect.name, q, rows, ["id"], lambda new: {"used": q.c.used}))
         before = await self.counters(ids)
         if hit_limit(limits, before) is not None:
+            await self._no_twin(usage)
             return False, before
         try:
             await self.conn.execute(insert(self.t["pipeline_usage_log"]).values(**usage))
@@ -93,6 +95,18 @@ class SqlaTx:
             raise Duplicate(str(exc)) from exc
         await self.conn.execute(update(q).where(q.c.id.in_(ids)).values(used=q.c.used + 1, updated_at=now))
         return True, {k: v + 1 for k, v in before.items()}
+
+    async def _no_twin(self, usage: dict[str, Any]) -> None:
+        """Before a refusal: a twin with this request_id that committed while this call waited for
+        the counters' locks took the last room with it, so this request is that call (Duplicate:
+        answered as a replay), not a 429. One read of the unique (distributor_id, request_id) index."""
+        from sqlalchemy import select
+
+        u = self.t["pipeline_usage_log"]
+        twin = await self.conn.execute(select(u.c.id).where(u.c.distributor_id == usage["distributor_id"],
+                                                            u.c.request_id == usage["request_id"]))
+        if twin.first() is not None:
+            raise Duplicate("a twin with this request_id was admitted meanwhile")
 
     async def counters(self, ids: list[str]) -> dict[str, int]:
         from sqlalchemy import select
