@@ -215,6 +215,11 @@ def cluster_unready(status: dict[str, str], variables: dict[str, str]) -> str | 
 # Client-side connection failures of the raw drivers (pymysql/aiomysql: can't connect, server gone,
 # lost connection, ...; asyncpg and SQLAlchemy wrap theirs as OperationalError/InterfaceError).
 _LOST = frozenset({2002, 2003, 2006, 2013, 2055})
+# Server answers that mean "this node cannot take work now", not "your statement is wrong": a
+# Galera node out of the primary component (1047 "WSREP has not yet prepared node for application
+# use", 1180 an error during COMMIT while the cluster reconfigures), a server shutting down (1053)
+# or a connection killed under us (1927). The raw drivers raise them as plain OperationalError.
+_NODE_NOT_READY = frozenset({1047, 1053, 1180, 1927})
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -225,4 +230,4 @@ def is_unavailable(exc: BaseException) -> bool:
         return True
     orig = getattr(exc, "orig", exc)
     code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
-    return code in _LOST or type(orig).__name__ in ("InterfaceError", "ConnectionDoesNotExistError")
+    return code in _LOST or code in _NODE_NOT_READY or type(orig).__name__ in ("InterfaceError", "ConnectionDoesNotExistError")

@@ -35,5 +35,8 @@ def test_raw_driver_connection_errors_count_as_unavailable():
     assert is_unavailable(pymysql.err.OperationalError(2003, "Can't connect to MySQL server"))
     assert is_unavailable(pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"))
     assert is_unavailable(pymysql.err.InterfaceError(0, ""))
+    # a Galera node that left the primary component while the cluster reconfigures
+    assert is_unavailable(pymysql.err.OperationalError(1047, "WSREP has not yet prepared node for application use"))
+    assert is_unavailable(pymysql.err.OperationalError(1180, 'Got error 6 "No such device or address" during COMMIT'))
     assert not is_unavailable(pymysql.err.IntegrityError(1062, "Duplicate entry"))
     assert not is_unavailable(ValueError("a bug"))
