@@ -321,12 +321,20 @@ class _RawTransaction:
             return
         try:
             if kind is None and not tx.committed:
-                await tx.conn.commit()
+                try:
+                    await tx.conn.commit()
+                except Exception as error:  # on Galera a certification failure arrives here, as 1213
+                    raise _classify(error) from error
             elif kind is not None and (tx.conn.closed or is_unavailable(exc)):
                 tx.conn.close()  # the server is gone or the link broke: drop it, it rolls back there
             elif kind is not None:
                 try:
                     await tx.conn.rollback()
+                except Exception:
+                    # A Galera node answers ROLLBACK of a transaction it aborted for a replicated
+                    # one with 1213: drop the connection (the server rolls back) and let the
+                    # error that ended the block be the one the caller handles.
+                    tx.conn.close()
                 except BaseException:
                     tx.conn.close()  # mid-protocol (cancelled): drop it; the server rolls back
                     raise

@@ -102,3 +102,42 @@ async def test_a_pool_with_no_free_connection_is_unavailable_not_an_internal_err
         assert is_unavailable(caught.value)
     finally:
         await engine.dispose()
+
+
+async def test_a_failed_rollback_or_commit_keeps_the_error_that_matters(mariadb_url, monkeypatch):
+    """On Galera a node answers ROLLBACK (or COMMIT) of a transaction it aborted for a replicated
+    one with 1213 (seen in the cluster test: a duplicate request id's rollback became a 500). The
+    caller still gets the error that ended the block, a failed COMMIT is a conflict to retry, and
+    the connection is not handed out again."""
+    import pymysql
+
+    from app.core.retry import Retryable
+    from modules.pipeline_dist.mariadb_store import RawStore
+
+    deadlock = pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+
+    async def refuse(*_args):
+        raise deadlock
+
+    store = await RawStore.open(mariadb_url, size=1)
+    try:
+        with pytest.raises(KeyError):
+            async with store.transaction() as tx:
+                cur = await tx._cursor()
+                await cur.execute("SELECT CONNECTION_ID()")
+                (first,) = await cur.fetchone()
+                monkeypatch.setattr(tx.conn, "rollback", refuse)
+                raise KeyError("the block's own error")
+        with pytest.raises(Retryable):
+            async with store.transaction() as tx:
+                cur = await tx._cursor()
+                await cur.execute("SELECT CONNECTION_ID()")
+                (second,) = await cur.fetchone()
+                monkeypatch.setattr(tx.conn, "commit", refuse)
+        monkeypatch.undo()  # the server refused that COMMIT; the connection itself is sound
+        async with store.transaction() as tx:
+            cur = await tx._cursor()
+            await cur.execute("SELECT CONNECTION_ID()")
+            assert (await cur.fetchone())[0] == second != first
+    finally:
+        await store.close()
