@@ -230,4 +230,5 @@ def is_unavailable(exc: BaseException) -> bool:
         return True
     orig = getattr(exc, "orig", exc)
     code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
-    return code in _LOST or code in _NODE_NOT_READY or type(orig).__name__ in ("InterfaceError", "ConnectionDoesNotExistError")
+    return (code in _LOST or code in _NODE_NOT_READY
+            or type(orig).__name__ in ("InterfaceError", "ConnectionDoesNotExistError"))
