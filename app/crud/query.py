@@ -157,6 +157,11 @@ def order_by(tv: TableView, sort: list[str]) -> list:
     return [t.c[name].desc() if desc else t.c[name].asc() for name, desc in order_key(tv.spec, sort or tv.view["sort"])]
 
 
+_TOTAL = "_list_total"
+"""The count rides on the page's own query as an uncorrelated scalar subquery, which every one of
+our databases evaluates once: one round trip a page instead of two."""
+
+
 async def list_rows(ctx: AppContext, tv: TableView, lq: ListQuery) -> dict[str, Any]:
     """One page of rows plus the total, the ecosystem's `{"total": n, "rows": [...]}`, with the
     `next` / `prev` cursors of the pages beside it (`app.crud.paging`).
@@ -172,10 +177,19 @@ async def list_rows(ctx: AppContext, tv: TableView, lq: ListQuery) -> dict[str, 
     limit = ctx.settings.list_count_limit
     count_stmt = select(func.count()).select_from(select(t.c[tv.pk]).where(*where).limit(limit + 1).subquery())
     async with ctx.db.connect() as conn:
-        total = (await conn.execute(count_stmt)).scalar_one()
-        raw_rows, next_, prev = await read_page(conn, tv, cols, where, order, lq, nulls_low(ctx.db.dialect.name))
+        raw_rows, next_, prev = await read_page(conn, tv, [*cols, count_stmt.scalar_subquery().label(_TOTAL)],
+                                                where, order, lq, nulls_low(ctx.db.dialect.name))
+        if raw_rows:
+            total = raw_rows[0]._mapping[_TOTAL]
+        elif lq.page == 1 and not (lq.after or lq.before):
+            total = 0
+        else:  # past the last page: nothing to carry the count, so ask for it alone
+            total = (await conn.execute(count_stmt)).scalar_one()
+    rows = [public(tv, r) for r in raw_rows]
+    for row in rows:
+        del row[_TOTAL]
     return {"total": min(total, limit), "total_is_estimate": total > limit, "page": lq.page,
-            "rows_per_page": lq.rows, "rows": [public(tv, r) for r in raw_rows], "next": next_, "prev": prev}
+            "rows_per_page": lq.rows, "rows": rows, "next": next_, "prev": prev}
 
 
 async def code_texts(ctx: AppContext, tv: TableView, rows: list[dict]) -> dict[str, dict[str, str]]:
