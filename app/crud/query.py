@@ -17,6 +17,7 @@ from app.core.catalog import Catalog, TableView
 from app.core.clock import to_utc
 from app.core.context import AppContext
 from app.core.dialects import nulls_low
+from app.crud.lookup_contains import list_candidates
 from app.crud.paging import read_page
 from app.crud.rows import CrudError, public
 from app.crud.validate import Invalid, coerce
@@ -170,13 +171,16 @@ async def list_rows(ctx: AppContext, tv: TableView, lq: ListQuery) -> dict[str, 
     and `total_is_estimate` says so, so counting never grows with the table.
     """
     t = tv.table
-    where = where_clauses(tv, lq)
     order = order_by(tv, lq.sort)
     shown = [n for n in tv.fields if n not in tv.view["confidential"]]
     cols = [t.c[n] for n in shown] + [o.element for o in order if o.element.name not in shown]
     limit = ctx.settings.list_count_limit
-    count_stmt = select(func.count()).select_from(select(t.c[tv.pk]).where(*where).limit(limit + 1).subquery())
     async with ctx.db.connect() as conn:
+        where = where_clauses(tv, lq)
+        candidates = await list_candidates(conn, tv, lq.q) if lq.q else None
+        if candidates is not None:  # the search's rows through the grams, not a scan of the table
+            where.append(candidates)
+        count_stmt = select(func.count()).select_from(select(t.c[tv.pk]).where(*where).limit(limit + 1).subquery())
         raw_rows, next_, prev = await read_page(conn, tv, [*cols, count_stmt.scalar_subquery().label(_TOTAL)],
                                                 where, order, lq, nulls_low(ctx.db.dialect.name))
         if raw_rows:
