@@ -53,7 +53,7 @@ VENVS = Path("/tmp/pipeline-bench-peers")
 PEERS = HERE / "peers"
 PASSWORD = "bench-Passw0rd!"
 PACKAGES = {
-    "sqladmin": ["sqladmin==0.32.*", "uvicorn[standard]", "aiomysql", "sqlalchemy[asyncio]"],
+    "sqladmin": ["sqladmin==0.32.*", "itsdangerous", "uvicorn[standard]", "aiomysql", "sqlalchemy[asyncio]"],
     "django": ["django==5.2.*", "gunicorn", "pymysql"],
 }
 LABELS = ["code", "name", "status", "owner", "published version", "created at"]
