@@ -123,9 +123,14 @@ def pgettext(lang: str, context: str, msgid: str, **params: Any) -> str:
     return _format(text, params, lang)
 
 
+class Verbatim(list):
+    """A list `localize` leaves as it is: the rows of a page, read from the database, hold values,
+    never messages, and walking every cell of them cost a page more than its messages did."""
+
+
 def localize(lang: str, value: Any) -> Any:
     """`value` with every `Msg` in it (also inside plain dicts, lists and tuples) in `lang`; other
-    containers (a defaultdict, a dataclass, a row) are left as they are."""
+    containers (a defaultdict, a dataclass, a row, a `Verbatim` list) are left as they are."""
     if isinstance(value, Msg):
         return value.render(lang)
     if isinstance(value, ByLang):

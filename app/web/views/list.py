@@ -11,6 +11,7 @@ from litestar.response import Template
 
 from app.core.catalog import TableView
 from app.core.context import ctx_of
+from app.core.i18n import Verbatim
 from app.crud.query import code_texts, list_rows, parse_list_query
 from app.web.render import render
 from app.web.ui import zone_of
@@ -32,6 +33,7 @@ def list_page(route: Route) -> list[HTTPRouteHandler]:
         params = dict(request.query_params)
         lq = parse_list_query(tv, params, zone_of(request))
         result = await list_rows(ctx, tv, lq)
+        result["rows"] = Verbatim(result["rows"])
         texts = await code_texts(ctx, tv, result["rows"])
         sort = ",".join(lq.sort or tv.view["sort"])
 
