@@ -8,6 +8,7 @@ import …` works from every test folder below it.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -284,3 +285,33 @@ async def seed(ctx: Any, **rows: list[dict]) -> None:
 def saved_id(location: str) -> str:
     """The row id a saved form redirected to: its own page, or its parent's page at the row."""
     return location.split("#row-")[1] if "#row-" in location else location.split("/")[-1].split("?")[0]
+
+
+@contextmanager
+def sent_statements(engine: Any, monkeypatch: Any, marker: str = "JOIN (SELECT") -> Iterator[list[tuple[str, Any]]]:
+    """(SQL, parameters) of every statement containing `marker` that the app sends on `engine`,
+    by SQLAlchemy or by the driver itself (`app.core.driver_reads`, the list page on MariaDB)."""
+    from sqlalchemy import event
+
+    from app.core import driver_reads
+
+    sent: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, sql: str, params: Any, *_: Any) -> None:
+        if marker in sql:
+            sent.append((sql, params))
+
+    bind = driver_reads._Shape.args  # noqa: SLF001
+
+    def args(shape: Any, key: Any) -> tuple[Any, ...]:
+        values = bind(shape, key)
+        if marker in shape.sql:
+            sent.append((shape.sql, values))
+        return values
+
+    monkeypatch.setattr(driver_reads._Shape, "args", args)  # noqa: SLF001
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)

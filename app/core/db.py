@@ -140,6 +140,16 @@ def make_engine(url: str, **kwargs) -> AsyncEngine:
     return engine
 
 
+def make_read_engine(url: str) -> AsyncEngine | None:
+    """MariaDB/MySQL: a second engine whose connections run in autocommit, for the list page's
+    one SELECT (`AppContext.reads`). Each of its statements is its own consistent read, so a
+    connection goes back to the pool with no transaction to end: no ROLLBACK round trip a page,
+    as the main engine's reset on return must send. Other databases: None (the main engine)."""
+    if make_url(first_host(async_url(url))).get_backend_name() not in ("mysql", "mariadb"):
+        return None
+    return make_engine(url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
+
+
 def _failover_creator(url: str, order: list[tuple[str, int | None]]) -> Any:
     """An `async_creator` that opens a connection to the first host of `order` that answers,
     with the arguments SQLAlchemy's dialect would have used for `url`."""

@@ -24,6 +24,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
 from app.core.catalog import TableView
+from app.core.driver_reads import fetch_mappings
 from app.core.i18n import Msg
 from app.crud.rows import CrudError, jsonable
 from app.crud.validate import Invalid, coerce
@@ -41,8 +42,8 @@ def reverse(order: Order) -> Order:
 
 
 def encode(order: Order, row: Any) -> str:
-    """A row's order values as an opaque, URL-safe cursor."""
-    values = [jsonable(row._mapping[o.element.name]) for o in order]
+    """A row's order values (a mapping) as an opaque, URL-safe cursor."""
+    values = [jsonable(row[o.element.name]) for o in order]
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
 
 
@@ -96,7 +97,8 @@ async def read_page(conn: AsyncConnection, tv: TableView, cols: list, where: lis
                     nulls_low: bool) -> tuple[list[Any], str | None, str | None]:
     """One page of the rows matching `where` in `order`: after `lq.after`, before `lq.before`,
     else page `lq.page` by OFFSET; with the cursors of the pages next to it (None at either end).
-    One row more than the page is read to know whether another page follows.
+    One row more than the page is read to know whether another page follows. Rows are mappings
+    (`app.core.driver_reads`: on MariaDB the driver sends this statement itself).
 
     The page's keys are found first by themselves (`SELECT pk ... ORDER BY key LIMIT`, which the
     order's index answers alone, skipped rows included), then only those rows are read: so the
@@ -113,8 +115,8 @@ async def read_page(conn: AsyncConnection, tv: TableView, cols: list, where: lis
         keys = keys.offset((lq.page - 1) * n)
     page = keys.order_by(*key).limit(n + 1).subquery("page")
     t = tv.table
-    rows = (await conn.execute(select(*cols).select_from(t.join(page, t.c[tv.pk] == page.c[tv.pk]))
-                               .order_by(*key))).all()
+    rows = await fetch_mappings(conn, select(*cols).select_from(t.join(page, t.c[tv.pk] == page.c[tv.pk]))
+                                .order_by(*key))
     more, rows = len(rows) > n, rows[:n]
     if lq.before:
         has_next, has_prev, rows = True, more, rows[::-1]

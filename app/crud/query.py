@@ -175,7 +175,7 @@ async def list_rows(ctx: AppContext, tv: TableView, lq: ListQuery) -> dict[str, 
     shown = [n for n in tv.fields if n not in tv.view["confidential"]]
     cols = [t.c[n] for n in shown] + [o.element for o in order if o.element.name not in shown]
     limit = ctx.settings.list_count_limit
-    async with ctx.db.connect() as conn:
+    async with ctx.read_db.connect() as conn:
         where = where_clauses(tv, lq)
         candidates = await list_candidates(conn, tv, lq.q) if lq.q else None
         if candidates is not None:  # the search's rows through the grams, not a scan of the table
@@ -184,7 +184,7 @@ async def list_rows(ctx: AppContext, tv: TableView, lq: ListQuery) -> dict[str, 
         raw_rows, next_, prev = await read_page(conn, tv, [*cols, count_stmt.scalar_subquery().label(_TOTAL)],
                                                 where, order, lq, nulls_low(ctx.db.dialect.name))
         if raw_rows:
-            total = raw_rows[0]._mapping[_TOTAL]
+            total = raw_rows[0][_TOTAL]
         elif lq.page == 1 and not (lq.after or lq.before):
             total = 0
         else:  # past the last page: nothing to carry the count, so ask for it alone
