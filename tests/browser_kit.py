@@ -52,8 +52,10 @@ SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 
 
 def screenshot(page: Any, name: str) -> None:
-    """The whole page as screenshots/<name>.png, to look at after a change to it."""
+    """The whole page as screenshots/<name>.png, to look at after a change to it. Taken from the
+    top: scrolled, the sticky header would be drawn in the middle of the picture."""
     SHOTS.mkdir(exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 

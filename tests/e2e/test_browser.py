@@ -7,13 +7,11 @@ import re
 
 import openpyxl
 import pytest
-from browser_kit import CHROMIUM, SCREENS, chromium, need_chromium
-from helpers import ROOT
+from browser_kit import CHROMIUM, SCREENS, chromium, need_chromium, screenshot
 from live_server import LiveServer, prepare, server_env
 
 pytestmark = pytest.mark.browser
 __all__ = ["CHROMIUM"]  # re-exported: older browser tests import it from here
-SHOTS = ROOT / "screenshots"
 PASSWORD = "browser-Passw0rd!"
 
 
@@ -38,8 +36,7 @@ def page(server):
 
 
 def shot(page, server, name: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{server.kind}-{name}.png"), full_page=True)
+    screenshot(page, f"{server.kind}-{name}")
 
 
 def submit(page) -> None:

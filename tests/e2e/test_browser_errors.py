@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from live_server import Browserless, LiveServer, cli, prepare, server_env
-from browser_kit import SCREENS, chromium, log_in, need_chromium
-from test_browser import SHOTS
+from browser_kit import SCREENS, chromium, log_in, need_chromium, screenshot
 
 pytestmark = pytest.mark.browser
 ADMIN, VIEWER = ("olga", "olga-Passw0rd!"), ("vera", "vera-Passw0rd!")
@@ -64,8 +63,7 @@ def browser_page(request, server):
 
 
 def shot(page, server, name: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"errors-{server.kind}-{page.size_name}-{name}.png"), full_page=True)
+    screenshot(page, f"errors-{server.kind}-{page.size_name}-{name}")
 
 
 def login(page, user: tuple[str, str]) -> None:

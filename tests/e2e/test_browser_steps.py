@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_kit import SCREENS, chromium, log_in
-from test_browser import PASSWORD, SHOTS, server  # noqa: F401 - the server fixture
+from browser_kit import SCREENS, chromium, log_in, screenshot
+from test_browser import PASSWORD, server  # noqa: F401 - the server fixture
 
 pytestmark = pytest.mark.browser
 
@@ -68,8 +68,7 @@ def test_steps_are_edited_fast(server):  # noqa: F811 - the fixture imported abo
                     page.drag_and_drop("#sub-pipeline_steps tr:has-text('ingest')",
                                        "#sub-pipeline_steps tr:has-text('deliver')")
                 assert order(page) == ["deliver", "ingest", "ocr", "translate"]
-            SHOTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(SHOTS / f"{server.kind}-steps-{width_name}.png"), full_page=True)
+            screenshot(page, f"{server.kind}-steps-{width_name}")
             wide = page.evaluate(f"""() => [...document.querySelectorAll('body *')]
                 .filter(e => e.getBoundingClientRect().right > {width + 1})
                 .map(e => e.tagName + '.' + e.className + ' in '
