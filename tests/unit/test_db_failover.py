@@ -119,25 +119,24 @@ async def test_a_failed_rollback_or_commit_keeps_the_error_that_matters(mariadb_
     async def refuse(*_args):
         raise deadlock
 
+    async def connection_id(tx) -> int:
+        cur = await tx._cursor()
+        await cur.execute("SELECT CONNECTION_ID()")
+        return (await cur.fetchone())[0]
+
     store = await RawStore.open(mariadb_url, size=1)
     try:
         with pytest.raises(KeyError):
             async with store.transaction() as tx:
-                cur = await tx._cursor()
-                await cur.execute("SELECT CONNECTION_ID()")
-                (first,) = await cur.fetchone()
+                first = await connection_id(tx)
                 monkeypatch.setattr(tx.conn, "rollback", refuse)
                 raise KeyError("the block's own error")
         with pytest.raises(Retryable):
             async with store.transaction() as tx:
-                cur = await tx._cursor()
-                await cur.execute("SELECT CONNECTION_ID()")
-                (second,) = await cur.fetchone()
+                second = await connection_id(tx)
                 monkeypatch.setattr(tx.conn, "commit", refuse)
         monkeypatch.undo()  # the server refused that COMMIT; the connection itself is sound
         async with store.transaction() as tx:
-            cur = await tx._cursor()
-            await cur.execute("SELECT CONNECTION_ID()")
-            assert (await cur.fetchone())[0] == second != first
+            assert await connection_id(tx) == second != first
     finally:
         await store.close()
