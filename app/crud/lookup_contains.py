@@ -80,6 +80,11 @@ async def _counts(conn: AsyncConnection, grams: Table, found: list[str], fields:
     return counts
 
 
+def _rarest(found: list[str], counts: dict, field: str) -> tuple[int, str]:
+    """(its count, the gram) of the text's gram with the fewest rows in `field`: the one to drive."""
+    return min((counts.get((g, field)) or 0, g) for g in found)
+
+
 def _grams_of(tv: TableView) -> Table | None:
     return tv.table.metadata.tables.get(gram_table_name(tv.name))
 
@@ -96,10 +101,10 @@ async def list_candidates(conn: AsyncConnection, tv: TableView, q: str) -> Colum
         return None
     found = await _grams(conn, q)
     counts = await _counts(conn, grams, found, fields, cached_zeros=True)
-    rarest = {f: min(found, key=lambda g, f=f: counts.get((g, f)) or 0) for f in fields}
-    if any((counts.get((g, f)) or 0) >= RARE for f, g in rarest.items()):
+    rarest = {f: _rarest(found, counts, f) for f in fields}
+    if any(n >= RARE for n, _ in rarest.values()):
         return None
-    ranges = or_(*[and_(grams.c.gram == g, grams.c.field == f) for f, g in rarest.items()])
+    ranges = or_(*[and_(grams.c.gram == g, grams.c.field == f) for f, (_, g) in rarest.items()])
     return tv.table.c[grams.info["pk"]].in_(select(grams.c.row_id).where(ranges))
 
 
@@ -121,8 +126,8 @@ async def contains_queries(conn: AsyncConnection, target: TableView, texts: list
         if n not in indexed or not found:
             queries.append(stmt.order_by(*order(n)).limit(want))
             continue
-        rarest = min(found, key=lambda g: counts.get((g, n), 0))
-        if counts.get((rarest, n), 0) == 0:
+        rows, rarest = _rarest(found, counts, n)
+        if rows == 0:
             continue  # a gram of the text is in no value of this field
         on = grams.c.row_id == tt.c[grams.info["pk"]]
         stmt = stmt.select_from(grams.join(tt, on)).where(grams.c.gram == rarest, grams.c.field == n)
